@@ -1,0 +1,50 @@
+"""Portcullis application factory: ``flask`` finds it here, gunicorn runs ``app:create_app()``."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application: config -> db -> login/csrf -> plugins -> oauth server -> blueprints -> CLI."""
+    from oauth import cli, config, db, login, passwords, ratelimit, views
+    from oauth.migrations import migrate
+
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("PORTCULLIS_INSTANCE_PATH") or None,
+        instance_relative_config=True,
+    )
+    try:
+        config.load_config(app, test_config)
+        db.init_app(app)
+        if app.config["AUTO_MIGRATE"]:
+            migrate(app.extensions["portcullis.database"])
+    except config.ConfigError as error:
+        config.exit_with(error)
+
+    _setup_logging(app)
+    login.init_app(app)
+    _setup_csrf(app)
+    ratelimit.init_app(app)
+    passwords.init_app(app)
+    views.register_blueprints(app)
+    cli.init_app(app)
+    return app
+
+
+def _setup_csrf(app: Flask) -> None:
+    from flask_wtf.csrf import CSRFProtect
+
+    csrf = CSRFProtect(app)
+    app.extensions["portcullis.csrf"] = csrf
+
+
+def _setup_logging(app: Flask) -> None:
+    if not app.debug and not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )

@@ -1,0 +1,149 @@
+"""Configuration: defaults -> instance/config.py -> PORTCULLIS_* environment -> test_config."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Flask
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+SUPPORTED_DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
+
+
+class ConfigError(Exception):
+    """A setting that makes start-up impossible; its message names the setting."""
+
+
+def defaults(app: Flask) -> dict:
+    return {
+        "ISSUER": "http://127.0.0.1:5000",
+        "DATABASE_URL": f"sqlite:///{Path(app.instance_path) / 'portcullis.db'}",
+        "SECRET_KEY": None,
+        "PLUGINS_DIR": str(PROJECT_ROOT / "plugins"),
+        "DISABLED_PLUGINS": [],
+        "ACCESS_TOKEN_TTL": 3600,
+        "AUTHORIZATION_TTL": 600,
+        "REFRESH_TOKEN_REUSE_INTERVAL": 10,
+        "DEFAULT_SCOPE": "email",
+        "DEFAULT_AUDIENCE": "authenticated",
+        "SIGNING_ALG": "ES256",
+        "ALLOW_SIGNUP": True,
+        "ALLOW_DYNAMIC_REGISTRATION": False,
+        "AUTO_MIGRATE": True,
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "LOGIN_RATE_LIMIT": "10 per minute",
+        "SIGNUP_RATE_LIMIT": "10 per hour",
+        # argon2id cost: the RFC 9106 "second recommended" profile (64 MiB, 3 passes).
+        "ARGON2_TIME_COST": 3,
+        "ARGON2_MEMORY_COST": 65536,
+        "ARGON2_PARALLELISM": 4,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
+def load_config(app: Flask, test_config: dict | None = None) -> None:
+    """Layer the configuration onto ``app.config`` and validate it."""
+    app.config.from_mapping(defaults(app))
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("PORTCULLIS")
+    if test_config:
+        app.config.from_mapping(test_config)
+    _normalise(app)
+    validate(app)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.instance_path))
+
+
+def _normalise(app: Flask) -> None:
+    config = app.config
+    config["ISSUER"] = str(config["ISSUER"]).rstrip("/")
+    disabled = config["DISABLED_PLUGINS"]
+    if isinstance(disabled, str):
+        disabled = [name.strip() for name in disabled.split(",") if name.strip()]
+    config["DISABLED_PLUGINS"] = list(disabled)
+    config["SESSION_COOKIE_SECURE"] = config["ISSUER"].startswith("https://")
+    config["RATELIMIT_ENABLED"] = _as_bool(config["RATELIMIT_ENABLED"])
+
+
+def _as_bool(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def validate(app: Flask) -> None:
+    config = app.config
+    issuer = urlsplit(config["ISSUER"])
+    if issuer.scheme not in ("http", "https") or not issuer.netloc or issuer.query:
+        raise ConfigError(
+            f"PORTCULLIS_ISSUER: {config['ISSUER']!r} is not an absolute http(s) URL without query"
+        )
+    scheme = urlsplit(str(config["DATABASE_URL"])).scheme.split("+")[0]
+    if scheme not in SUPPORTED_DATABASE_SCHEMES:
+        raise ConfigError(
+            f"PORTCULLIS_DATABASE_URL: unsupported scheme {scheme!r} "
+            "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
+        )
+    for name in ("ACCESS_TOKEN_TTL", "AUTHORIZATION_TTL", "REFRESH_TOKEN_REUSE_INTERVAL"):
+        value = config[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(
+                f"PORTCULLIS_{name}: expected a whole number of seconds, got {value!r}"
+            )
+    if config["SIGNING_ALG"] not in ("ES256", "RS256"):
+        raise ConfigError(
+            f"PORTCULLIS_SIGNING_ALG: expected ES256 or RS256, got {config['SIGNING_ALG']!r}"
+        )
+    instance = Path(app.instance_path)
+    try:
+        instance.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"instance folder {instance}: cannot be created ({error.strerror})"
+        ) from None
+    if not os.access(instance, os.W_OK | os.X_OK):
+        raise ConfigError(f"instance folder {instance}: not writable")
+
+
+def load_or_create_secret_key(instance: Path) -> str:
+    """Read the instance secret key, creating it (mode 0600) on first start.
+
+    The key is written to a temporary file and hard-linked into place, so several workers
+    starting at once all end up reading the same complete key.
+    """
+    path = instance / "secret_key"
+    if not path.exists():
+        tmp = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot create the secret key ({error.strerror})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    key = path.read_text().strip()
+    if not key:
+        raise ConfigError(f"{path}: empty secret key file (delete it to generate a new one)")
+    return key
+
+
+def exit_with(error: ConfigError) -> None:
+    """Stop start-up with one clear line and no traceback.
+
+    Exit status 3 is gunicorn's "worker failed to boot", so a misconfigured worker stops the
+    whole server instead of being restarted forever.
+    """
+    print(f"portcullis: configuration error: {error}", file=sys.stderr)
+    raise SystemExit(3)

@@ -1,0 +1,133 @@
+"""The database: a peewee DatabaseProxy bound at start-up from DATABASE_URL.
+
+SQLite runs in WAL mode with foreign keys on; PostgreSQL goes through a connection pool.
+Every request opens (or takes from the pool) one connection and gives it back on teardown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import peewee
+from flask import Flask
+from playhouse.pool import PooledPostgresqlDatabase
+
+from .config import ConfigError
+
+database = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "synchronous": "normal",
+    "busy_timeout": 10000,
+    "cache_size": -16000,
+}
+
+
+def connect_database(url: str) -> peewee.Database:
+    """Build (not yet open) a peewee database from a URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        path = unquote(parts.path)
+        if url.startswith("sqlite:////"):
+            path = "/" + path.lstrip("/")
+        elif url.startswith("sqlite:///"):
+            path = path[1:]
+        if not path or path == ":memory:":
+            raise ConfigError(
+                "PORTCULLIS_DATABASE_URL: an in-memory SQLite database is not shared between "
+                "requests; give a file path (sqlite:///path/to/portcullis.db)"
+            )
+        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
+    if scheme in ("postgres", "postgresql"):
+        return PooledPostgresqlDatabase(
+            unquote(parts.path.lstrip("/")) or "postgres",
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            host=parts.hostname or None,
+            port=parts.port or None,
+            max_connections=32,
+            stale_timeout=300,
+            timeout=10,
+            connect_timeout=5,
+        )
+    raise ConfigError(f"PORTCULLIS_DATABASE_URL: unsupported scheme {scheme!r}")
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def init_app(app: Flask) -> None:
+    url = str(app.config["DATABASE_URL"])
+    db = connect_database(url)
+    if isinstance(db, peewee.SqliteDatabase):
+        folder = Path(db.database).parent
+        if not folder.is_dir():
+            raise ConfigError(f"PORTCULLIS_DATABASE_URL: folder {folder} does not exist")
+    database.initialize(db)
+    app.extensions["portcullis.database"] = db
+    try:
+        db.connect(reuse_if_open=True)
+        db.execute_sql("SELECT 1")
+    except peewee.OperationalError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(
+            f"PORTCULLIS_DATABASE_URL: cannot connect to {describe(url)}: {reason}"
+        ) from None
+    finally:
+        if not db.is_closed():
+            db.close()
+
+    # peewee connects on the first query of a request; the connection goes back on teardown.
+    @app.teardown_appcontext
+    def _close_connection(exc):
+        if not database.is_closed():
+            database.close()
+
+
+def is_sqlite() -> bool:
+    return isinstance(database.obj, peewee.SqliteDatabase)
+
+
+def write_transaction():
+    """A transaction for a state change that must not race (codes, refresh tokens, consent).
+
+    On SQLite the write lock is taken up front (BEGIN IMMEDIATE), so two concurrent writers
+    serialise instead of failing on lock upgrade; on PostgreSQL callers lock the rows they
+    change with SELECT ... FOR UPDATE (see ``for_update``).
+    """
+    if database.transaction_depth() > 0:
+        return database.atomic()
+    if is_sqlite():
+        return database.atomic(lock_type="IMMEDIATE")
+    return database.atomic()
+
+
+def for_update(query: peewee.ModelSelect) -> peewee.ModelSelect:
+    """Lock the selected rows until the transaction ends (a no-op on SQLite, which is locked whole)."""
+    if is_sqlite():
+        return query
+    return query.for_update()
+
+
+@contextlib.contextmanager
+def connection():
+    """A connection outside a request (CLI, start-up)."""
+    opened = database.is_closed()
+    if opened:
+        database.connect()
+    try:
+        yield database
+    finally:
+        if opened and not database.is_closed():
+            database.close()

@@ -1,0 +1,68 @@
+"""flask-wtf forms. Field names are a contract (DESIGN.md): scripts and tests drive them."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
+
+from .passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+PASSWORD_LENGTH_MESSAGE = (
+    f"Password must be at least {MIN_PASSWORD_LENGTH} characters "
+    f"(and at most {MAX_PASSWORD_LENGTH})."
+)
+
+
+class LoginForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
+    )
+    next = HiddenField()
+
+
+class SignupForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(), Length(max=320)])
+    name = StringField("Name", validators=[Optional(), Length(max=200)])
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH, message=PASSWORD_LENGTH_MESSAGE
+            ),
+        ],
+    )
+    password_confirm = PasswordField(
+        "Confirm password",
+        validators=[Optional(), EqualTo("password", message="Passwords do not match.")],
+    )
+    next = HiddenField()
+
+
+class ProfileForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=200)])
+    phone = StringField("Phone", validators=[Optional(), Length(max=40)])
+    picture = StringField("Picture URL", validators=[Optional(), Length(max=2048)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    new_password = PasswordField(
+        "New password",
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH, message=PASSWORD_LENGTH_MESSAGE
+            ),
+        ],
+    )
+    new_password_confirm = PasswordField(
+        "Confirm new password",
+        validators=[DataRequired(), EqualTo("new_password", message="Passwords do not match.")],
+    )
+
+
+class ConfirmForm(FlaskForm):
+    """A form with nothing but its CSRF token, for POST-only buttons (logout, revoke...)."""

@@ -1,0 +1,36 @@
+"""Blueprints, one per area."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import auth, errors, health, settings
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(settings.bp)
+    errors.register(app)
+
+    @app.context_processor
+    def navigation():
+        return {"nav_links": lambda: nav_links(app)}
+
+
+# (endpoint, label, admin only): shown when the endpoint exists, so later areas just appear.
+NAV = [
+    ("settings.apps", "Apps", False),
+    ("settings.profile", "Profile", False),
+    ("admin.index", "Admin", True),
+]
+
+
+def nav_links(app: Flask) -> list[tuple[str, str]]:
+    from flask_login import current_user
+
+    return [
+        (endpoint, label)
+        for endpoint, label, admin_only in NAV
+        if endpoint in app.view_functions and (not admin_only or current_user.is_admin)
+    ]

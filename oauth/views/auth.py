@@ -1,0 +1,88 @@
+"""Sign-in, sign-up and sign-out pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, logout_user
+
+from .. import accounts
+from ..forms import ConfirmForm, LoginForm, SignupForm
+from ..login import sign_in
+from ..ratelimit import failed, form_email_key, limiter
+from ..security import safe_next_path
+
+bp = Blueprint("auth", __name__)
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _signup_limit() -> str:
+    return current_app.config["SIGNUP_RATE_LIMIT"]
+
+
+@bp.route("/")
+def index():
+    if current_user.is_authenticated:
+        return redirect(url_for("settings.profile"))
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=failed)
+@limiter.limit(_login_limit, methods=["POST"], key_func=form_email_key, deduct_when=failed)
+def login():
+    form = LoginForm()
+    next_path = safe_next_path(request.values.get("next"), url_for("auth.index"))
+    if request.method == "GET":
+        if current_user.is_authenticated and not request.args.get("reauth"):
+            return redirect(next_path)
+        form.next.data = next_path
+    if form.validate_on_submit():
+        user = accounts.authenticate(form.email.data, form.password.data)
+        if user is not None:
+            sign_in(user)
+            return redirect(next_path)
+        flash("Invalid email or password.", "error")
+    elif request.method == "POST":
+        flash("Enter your email and password.", "error")
+    return render_template("login.html", form=form, next_path=next_path)
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit(_signup_limit, methods=["POST"])
+def signup():
+    if not current_app.config["ALLOW_SIGNUP"]:
+        abort(404)
+    form = SignupForm()
+    next_path = safe_next_path(request.values.get("next"), url_for("auth.index"))
+    if request.method == "GET":
+        form.next.data = next_path
+    if form.validate_on_submit():
+        try:
+            user = accounts.create_user(
+                form.email.data, form.password.data, name=form.name.data or ""
+            )
+        except accounts.AccountError as error:
+            flash(str(error), "error")
+        else:
+            sign_in(user)
+            flash("Welcome! Your account is ready.", "success")
+            return redirect(next_path)
+    return render_template("signup.html", form=form, next_path=next_path), (
+        400 if form.errors else 200
+    )
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    logout_user()
+    from flask import session
+
+    session.clear()
+    flash("You have been signed out.", "info")
+    return redirect(url_for("auth.login"))

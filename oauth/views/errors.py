@@ -1,0 +1,33 @@
+"""HTML error pages for the browser-facing parts (protocol endpoints answer JSON themselves)."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    403: "You do not have access to this page.",
+    404: "There is nothing here.",
+    405: "That method is not allowed here.",
+    429: "Too many attempts. Please wait a moment and try again.",
+    500: "Something went wrong on our side.",
+}
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_template(
+            "error.html",
+            code=400,
+            title="Form expired",
+            message="The form was missing its security token or it expired. Go back, reload the page and try again.",
+        ), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = error.code or 500
+        message = MESSAGES.get(code, error.description)
+        return render_template("error.html", code=code, title=error.name, message=message), code

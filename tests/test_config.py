@@ -1,0 +1,129 @@
+"""Configuration layering and start-up failures."""
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults(app):
+    assert app.config["ISSUER"] == "http://127.0.0.1:5000"
+    assert app.config["ACCESS_TOKEN_TTL"] == 3600
+    assert app.config["AUTHORIZATION_TTL"] == 600
+    assert app.config["REFRESH_TOKEN_REUSE_INTERVAL"] == 10
+    assert app.config["DEFAULT_SCOPE"] == "email"
+    assert app.config["DEFAULT_AUDIENCE"] == "authenticated"
+    assert app.config["SIGNING_ALG"] == "ES256"
+    assert app.config["ALLOW_SIGNUP"] is True
+    assert app.config["ALLOW_DYNAMIC_REGISTRATION"] is False
+    assert app.config["DISABLED_PLUGINS"] == []
+
+
+def test_layering_instance_file_then_environment_then_test_config(
+    tmp_path, monkeypatch, database_url
+):
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "config.py").write_text(
+        'ISSUER = "https://from-file.example"\nACCESS_TOKEN_TTL = 100\nDEFAULT_SCOPE = "openid"\n'
+    )
+    monkeypatch.setenv("PORTCULLIS_ACCESS_TOKEN_TTL", "200")
+    monkeypatch.setenv("PORTCULLIS_DEFAULT_SCOPE", "profile")
+    monkeypatch.setenv("PORTCULLIS_DISABLED_PLUGINS", '["noisy"]')
+    monkeypatch.setenv("PORTCULLIS_ALLOW_SIGNUP", "false")
+    app = create_app({"DATABASE_URL": database_url, "DEFAULT_SCOPE": "phone"})
+    try:
+        assert app.config["ISSUER"] == "https://from-file.example"  # file beats default
+        assert app.config["ACCESS_TOKEN_TTL"] == 200  # environment beats file
+        assert app.config["DEFAULT_SCOPE"] == "phone"  # test_config beats environment
+        assert app.config["DISABLED_PLUGINS"] == ["noisy"]
+        assert app.config["ALLOW_SIGNUP"] is False
+        assert app.config["SESSION_COOKIE_SECURE"] is True  # https issuer
+    finally:
+        _close(app)
+
+
+def _close(app):
+    db = app.extensions["portcullis.database"]
+    getattr(db, "close_all", db.close)()
+
+
+def test_secret_key_is_generated_once_with_private_mode(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    first = create_app({"DATABASE_URL": url})
+    second = create_app({"DATABASE_URL": url})
+    key_file = tmp_path / "instance" / "secret_key"
+    assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"] == key_file.read_text().strip()
+    assert len(first.config["SECRET_KEY"]) >= 40
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_secret_key_from_environment_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTCULLIS_SECRET_KEY", "from-env-" + "x" * 40)
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"})
+    assert app.config["SECRET_KEY"] == "from-env-" + "x" * 40
+    assert not (tmp_path / "instance" / "secret_key").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"DATABASE_URL": "mysql://root@localhost/x"}, "PORTCULLIS_DATABASE_URL"),
+        ({"DATABASE_URL": "sqlite:///:memory:"}, "PORTCULLIS_DATABASE_URL"),
+        ({"DATABASE_URL": "sqlite:////no/such/folder/db.sqlite"}, "PORTCULLIS_DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nope"}, "PORTCULLIS_DATABASE_URL"),
+        ({"ISSUER": "not a url"}, "PORTCULLIS_ISSUER"),
+        ({"ACCESS_TOKEN_TTL": "soon"}, "PORTCULLIS_ACCESS_TOKEN_TTL"),
+        ({"SIGNING_ALG": "HS256"}, "PORTCULLIS_SIGNING_ALG"),
+    ],
+)
+def test_bad_setting_stops_with_one_line(overrides, named, tmp_path, capsys):
+    config = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", **overrides}
+    with pytest.raises(SystemExit) as exit_info:
+        create_app(config)
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert named in err
+
+
+def test_unwritable_instance_folder_is_reported(tmp_path, monkeypatch, capsys):
+    if os.geteuid() == 0:
+        target = "/proc/portcullis-instance"  # even root cannot create folders in /proc
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = str(locked / "instance")
+    monkeypatch.setenv("PORTCULLIS_INSTANCE_PATH", target)
+    with pytest.raises(SystemExit):
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"})
+    assert "instance folder" in capsys.readouterr().err
+
+
+def test_cli_reports_bad_setting_without_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+    env.update(
+        PORTCULLIS_INSTANCE_PATH=str(tmp_path / "instance"),
+        PORTCULLIS_DATABASE_URL="oracle://scott@tiger/db",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "users", "list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "portcullis: configuration error: PORTCULLIS_DATABASE_URL: unsupported scheme 'oracle' "
+        "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
+    ]

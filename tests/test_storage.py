@@ -1,0 +1,105 @@
+"""Storage on both databases: migrations, health, account rows."""
+
+import peewee
+import pytest
+
+from oauth import accounts
+from oauth.db import database
+from oauth.migrations import migrate, pending, runner
+from oauth.models import User
+
+
+def test_schema_is_fully_migrated_and_init_db_is_idempotent(app, runner_cli):
+    db = app.extensions["portcullis.database"]
+    assert pending(db) == []
+    first = runner_cli.invoke(args=["init-db"])
+    second = runner_cli.invoke(args=["init-db"])
+    assert first.exit_code == second.exit_code == 0
+    assert "up to date" in second.output
+    assert "Applied" not in second.output
+
+
+@pytest.fixture
+def runner_cli(app):
+    return app.test_cli_runner()
+
+
+def test_upgrading_an_existing_database_keeps_its_data(make_app):
+    app = make_app(AUTO_MIGRATE=False)
+    db = app.extensions["portcullis.database"]
+    with app.app_context():
+        names = [m.name for m in runner(db).status()]
+        runner(db).up(target=names[0])  # a database as the first release left it
+        db.execute_sql(
+            'INSERT INTO "user" (id, email, password_hash, name, phone, picture, app_metadata, '
+            "user_metadata, is_admin, email_verified, phone_verified, disabled, session_epoch, "
+            "created_at, updated_at) VALUES ('u-1', 'old@example.com', NULL, 'Old', '', '', "
+            "'{\"plan\": \"pro\"}', '{}', %s, %s, %s, %s, 0, '2025-01-01 00:00:00', "
+            "'2025-01-01 00:00:00')"
+            % (
+                ("true", "true", "false", "false")
+                if not isinstance(db, peewee.SqliteDatabase)
+                else (1, 1, 0, 0)
+            )
+        )
+        migrate(db)
+        assert pending(db) == []
+        assert migrate(db) == []  # idempotent
+        user = User.get_by_id("u-1")
+        assert user.email == "old@example.com"
+        assert user.app_metadata == {"plan": "pro"}
+        assert user.is_admin
+
+
+def test_email_is_unique_case_insensitively(app_context):
+    accounts.create_user("Bob@Example.com", "password123")
+    with pytest.raises(accounts.AccountError, match="already exists"):
+        accounts.create_user("bob@example.COM ", "password123")
+    assert User.select().count() == 1
+    assert User.get().email == "bob@example.com"
+
+
+def test_passwords_are_argon2id_hashes(app_context):
+    user = accounts.create_user("carol@example.com", "s3cret-pass")
+    assert user.password_hash.startswith("$argon2id$")
+    assert "s3cret-pass" not in user.password_hash
+    assert accounts.authenticate("CAROL@example.com", "s3cret-pass").id == user.id
+    assert accounts.authenticate("carol@example.com", "wrong-pass") is None
+    assert accounts.authenticate("nobody@example.com", "s3cret-pass") is None
+
+
+def test_metadata_round_trips_as_json(app_context):
+    user = accounts.create_user(
+        "dave@example.com",
+        "password123",
+        app_metadata={"roles": ["admin"]},
+        user_metadata={"theme": "dark", "n": 1},
+    )
+    again = User.get_by_id(user.id)
+    assert again.app_metadata == {"roles": ["admin"]}
+    assert again.user_metadata == {"theme": "dark", "n": 1}
+    assert again.created_at is not None and again.last_sign_in_at is None
+
+
+def test_disabled_users_cannot_authenticate(app_context):
+    user = accounts.create_user("eve@example.com", "password123")
+    User.update(disabled=True).where(User.id == user.id).execute()
+    assert accounts.authenticate("eve@example.com", "password123") is None
+
+
+def test_healthz_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_healthz_reports_a_dead_database(app, client, tmp_path):
+    broken = peewee.SqliteDatabase(str(tmp_path / "missing-folder" / "db.sqlite"))
+    real = database.obj
+    database.initialize(broken)
+    try:
+        response = client.get("/healthz")
+    finally:
+        database.initialize(real)
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "unavailable"
