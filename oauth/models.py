@@ -68,3 +68,167 @@ class User(BaseModel, UserMixin):
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
+
+
+class Client(BaseModel):
+    """An OAuth client (relying party). Implements what Authlib's ClientMixin asks for."""
+
+    client_id = peewee.CharField(primary_key=True, max_length=64)
+    client_secret_hash = peewee.CharField(max_length=64, null=True)  # SHA-256 hex; None = public
+    name = peewee.CharField(max_length=200)
+    client_uri = peewee.CharField(max_length=2048, default="")
+    logo_uri = peewee.CharField(max_length=2048, default="")
+    redirect_uris = JSONField(default=list)
+    grant_types = JSONField(default=list)
+    token_endpoint_auth_method = peewee.CharField(max_length=32, default="client_secret_basic")
+    registration_type = peewee.CharField(max_length=16, default="manual")  # manual | dynamic
+    registration_access_token_hash = peewee.CharField(max_length=64, null=True)
+    metadata = JSONField(default=dict)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    last_used_at = peewee.DateTimeField(null=True)
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    # --- Authlib ClientMixin -------------------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        return scope
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        from .redirect_uris import redirect_uri_matches
+
+        return any(redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        from .security import matches_hash
+
+        return self.client_secret_hash is not None and matches_hash(client_secret, self.client_secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        # A confidential client may use basic or post whatever it registered (DESIGN.md);
+        # a public client only sends its client_id.
+        if self.is_public:
+            return method == "none"
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    def __repr__(self) -> str:
+        return f"<Client {self.client_id}>"
+
+
+class SigningKey(BaseModel):
+    """An asymmetric JWT signing key. state: standby -> current -> previous -> revoked."""
+
+    kid = peewee.CharField(primary_key=True, max_length=64)
+    alg = peewee.CharField(max_length=16)
+    private_pem = peewee.TextField()
+    public_jwk = JSONField()
+    state = peewee.CharField(max_length=16, index=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    activated_at = peewee.DateTimeField(null=True)
+    retired_at = peewee.DateTimeField(null=True)
+    revoked_at = peewee.DateTimeField(null=True)
+
+
+class AuthorizationRequest(BaseModel):
+    """A validated /oauth/authorize request, kept server-side; later it carries the code."""
+
+    id = peewee.CharField(primary_key=True, max_length=64)  # the authorization_id
+    client = peewee.ForeignKeyField(Client, on_delete="CASCADE", backref="authorization_requests")
+    user = peewee.ForeignKeyField(User, null=True, on_delete="CASCADE")
+    redirect_uri = peewee.CharField(max_length=2048)
+    redirect_uri_sent = peewee.BooleanField(default=True)
+    scope = peewee.TextField(default="")
+    state = peewee.TextField(null=True)
+    nonce = peewee.TextField(null=True)
+    code_challenge = peewee.CharField(max_length=128)
+    code_challenge_method = peewee.CharField(max_length=8, default="S256")
+    resource = peewee.CharField(max_length=2048, null=True)
+    prompt = peewee.CharField(max_length=64, null=True)
+    max_age = peewee.IntegerField(null=True)
+    login_hint = peewee.CharField(max_length=320, null=True)
+    status = peewee.CharField(max_length=16, default="pending")  # pending approved denied consumed
+    code_hash = peewee.CharField(max_length=64, null=True, unique=True)
+    auth_time = peewee.IntegerField(null=True)
+    amr = JSONField(default=list)
+    session_id = peewee.CharField(max_length=36, null=True)  # the OAuth session the code created
+    created_at = peewee.DateTimeField(default=utcnow)
+    expires_at = peewee.DateTimeField()
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.scope.split() if self.scope else []
+
+
+class Consent(BaseModel):
+    """What a user has granted a client; one row per (user, client)."""
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="consents")
+    client = peewee.ForeignKeyField(Client, on_delete="CASCADE", backref="consents")
+    scopes = JSONField(default=list)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    last_used_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("user", "client"), True),)
+
+
+class OAuthSession(BaseModel):
+    """One authorization's token family: the refresh tokens and access tokens it issued."""
+
+    id = peewee.CharField(primary_key=True, max_length=36, default=new_uuid)
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="oauth_sessions")
+    client = peewee.ForeignKeyField(Client, on_delete="CASCADE", backref="oauth_sessions")
+    scope = peewee.TextField(default="")
+    audience = peewee.CharField(max_length=2048)
+    auth_time = peewee.IntegerField()
+    amr = JSONField(default=list)
+    created_at = peewee.DateTimeField(default=utcnow)
+    last_used_at = peewee.DateTimeField(default=utcnow)
+    revoked_at = peewee.DateTimeField(null=True)
+    revoked_reason = peewee.CharField(max_length=64, null=True)
+
+    class Meta:
+        table_name = "oauth_session"
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.scope.split() if self.scope else []
+
+
+class RefreshToken(BaseModel):
+    """An opaque refresh token, stored as its SHA-256. Rotation links each one to its successor."""
+
+    id = peewee.AutoField()
+    session = peewee.ForeignKeyField(OAuthSession, on_delete="CASCADE", backref="refresh_tokens")
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    parent = peewee.ForeignKeyField("self", null=True, on_delete="SET NULL")
+    created_at = peewee.DateTimeField(default=utcnow)
+    rotated_at = peewee.DateTimeField(null=True)
+    # The successor token, encrypted with a key derived from *this* token: only a holder of this
+    # token can recover it (to replay within the reuse interval); nothing usable is at rest.
+    successor_ciphertext = peewee.TextField(null=True)
+
+
+class AuditEvent(BaseModel):
+    id = peewee.AutoField()
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    event_type = peewee.CharField(max_length=64, index=True)
+    user_id = peewee.CharField(max_length=36, null=True, index=True)
+    client_id = peewee.CharField(max_length=64, null=True, index=True)
+    ip = peewee.CharField(max_length=64, null=True)
+    details = JSONField(default=dict)
