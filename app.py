@@ -10,7 +10,7 @@ from flask import Flask
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: config -> db -> login/csrf -> plugins -> oauth server -> blueprints -> CLI."""
-    from oauth import cli, config, db, login, passwords, ratelimit, views
+    from oauth import cli, config, db, keys, login, passwords, ratelimit, server, views
     from oauth.migrations import migrate
 
     app = Flask(
@@ -23,6 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         db.init_app(app)
         if app.config["AUTO_MIGRATE"]:
             migrate(app.extensions["portcullis.database"])
+        keys.init_app(app)
     except config.ConfigError as error:
         config.exit_with(error)
 
@@ -31,6 +32,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     _setup_csrf(app)
     ratelimit.init_app(app)
     passwords.init_app(app)
+    server.init_app(app)
     views.register_blueprints(app)
     cli.init_app(app)
     return app

@@ -1,5 +1,132 @@
-"""``flask clients ...`` (being written)."""
+"""``flask clients ...``: register, list, delete OAuth clients and rotate their secrets."""
 
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
 from flask.cli import AppGroup
 
-clients_cli = AppGroup("clients", help="Manage OAuth clients.")
+from . import clients
+from .models import Client
+
+
+class OneLineErrorGroup(AppGroup):
+    """Bad arguments are one line on stderr and exit status 1, like every other CLI error.
+
+    Click's own usage errors (a bad ``--grant-type`` choice, a missing ``--name``) print the
+    usage and exit 2; DESIGN.md promises one line and 1.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as error:
+            raise click.ClickException(error.format_message()) from None
+
+
+clients_cli = OneLineErrorGroup("clients", help="Manage OAuth clients.")
+
+
+def _client_or_fail(client_id: str) -> Client:
+    client = clients.get_client(client_id)
+    if client is None:
+        raise click.ClickException(f"no client with id {client_id}")
+    return client
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _echo_secret(secret: str) -> None:
+    click.echo(f"client_secret:  {secret}")
+    click.echo("The secret is shown only once: store it now (only its hash is kept).")
+
+
+@clients_cli.command("create")
+@click.option("--name", required=True, help="Display name shown on the consent page.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Repeat for several.")
+@click.option("--public", is_flag=True, help="A public client (SPA, native app): no secret.")
+@click.option(
+    "--grant-type",
+    "grant_types",
+    multiple=True,
+    type=click.Choice(clients.GRANT_TYPES),
+    help="Repeat for several. Default: authorization_code refresh_token.",
+)
+@click.option("--client-uri", default="", help="Home page of the application (https).")
+@click.option("--logo-uri", default="", help="Logo shown on the consent page (https).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def clients_create(name, redirect_uris, public, grant_types, client_uri, logo_uri, as_json):
+    """Register a client and print its credentials (the secret is shown once)."""
+    try:
+        client, secret = clients.create_client(
+            name,
+            redirect_uris,
+            public=public,
+            grant_types=list(grant_types) or None,
+            client_uri=client_uri,
+            logo_uri=logo_uri,
+        )
+    except clients.ClientError as error:
+        raise click.ClickException(error.message) from None
+    if as_json:
+        _echo_json(clients.client_info(client, secret))
+        return
+    click.echo(f"Created {'public' if client.is_public else 'confidential'} client {client.name}.")
+    click.echo(f"client_id:      {client.client_id}")
+    click.echo(f"type:           {'public' if client.is_public else 'confidential'}")
+    click.echo(f"auth method:    {client.token_endpoint_auth_method}")
+    click.echo(f"redirect URIs:  {' '.join(client.redirect_uris) or '(none)'}")
+    click.echo(f"grant types:    {' '.join(client.grant_types)}")
+    if secret is not None:
+        _echo_secret(secret)
+
+
+@clients_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def clients_list(as_json):
+    """List clients, oldest first."""
+    registered = clients.list_clients()
+    if as_json:
+        _echo_json([clients.client_info(client) for client in registered])
+        return
+    if not registered:
+        click.echo("No clients.")
+        return
+    for client in registered:
+        kind = "public" if client.is_public else "confidential"
+        click.echo(
+            f"{client.client_id}  {kind:<12}  {client.name}  [{' '.join(client.grant_types)}]"
+        )
+
+
+@clients_cli.command("delete")
+@click.argument("client_id")
+def clients_delete(client_id):
+    """Delete a client with its consents, codes and tokens."""
+    client = _client_or_fail(client_id)
+    clients.delete_client(client)
+    click.echo(f"Deleted client {client.name} ({client.client_id}).")
+
+
+@clients_cli.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def clients_rotate_secret(client_id, as_json):
+    """Give a confidential client a new secret; the old one stops working at once."""
+    client = _client_or_fail(client_id)
+    try:
+        secret = clients.rotate_secret(client)
+    except clients.ClientError as error:
+        raise click.ClickException(error.message) from None
+    if as_json:
+        _echo_json(clients.client_info(client, secret))
+        return
+    click.echo(f"New secret for client {client.name}.")
+    click.echo(f"client_id:      {client.client_id}")
+    _echo_secret(secret)

@@ -1,5 +1,95 @@
-"""``flask keys ...`` (being written)."""
+"""``flask keys ...``: list, add, rotate and revoke the JWT signing keys. Never prints a private key."""
 
+from __future__ import annotations
+
+import json
+
+import click
+import peewee
 from flask.cli import AppGroup
 
+from . import jwt, keys
+from .models import SigningKey
+
 keys_cli = AppGroup("keys", help="Manage JWT signing keys.")
+
+ALG_HELP = " or ".join(jwt.SUPPORTED_ALGS)
+
+
+def _run(operation, *args):
+    """Run a key operation; its errors become one-line CLI errors (exit status 1)."""
+    try:
+        return operation(*args)
+    except keys.KeyServiceError as error:
+        raise click.ClickException(str(error)) from None
+    except peewee.DatabaseError as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise click.ClickException(
+            f"database error: {reason} (has `flask init-db` been run?)"
+        ) from None
+
+
+def _time(value) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def _key_dict(key: SigningKey) -> dict:
+    return {
+        "kid": key.kid,
+        "alg": key.alg,
+        "state": key.state,
+        "created_at": _time(key.created_at),
+        "activated_at": _time(key.activated_at),
+        "retired_at": _time(key.retired_at),
+        "revoked_at": _time(key.revoked_at),
+    }
+
+
+def _alg(value: str | None) -> str | None:
+    return value.strip().upper() if value else None
+
+
+@keys_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def keys_list(as_json):
+    """List signing keys (revoked ones included)."""
+    rows = _run(keys.list_keys)
+    if as_json:
+        click.echo(json.dumps([_key_dict(k) for k in rows], indent=2))
+        return
+    if not rows:
+        click.echo("No signing keys.")
+        return
+    for key in rows:
+        activated = _time(key.activated_at) or "-"
+        click.echo(
+            f"{key.kid}  {key.alg}  {key.state:<8}  created {_time(key.created_at)}  "
+            f"activated {activated}"
+        )
+
+
+@keys_cli.command("add")
+@click.option("--alg", help=f"{ALG_HELP} (default: SIGNING_ALG).")
+def keys_add(alg):
+    """Create a standby key: published in the JWKS, not signing yet."""
+    key = _run(keys.add_key, _alg(alg))
+    click.echo(f"Added standby key {key.kid} ({key.alg}); `flask keys rotate` makes it current.")
+
+
+@keys_cli.command("rotate")
+@click.option("--alg", help=f"{ALG_HELP}: promote a standby key of this alg, or create one.")
+def keys_rotate(alg):
+    """Make the standby key (or a new key) the signing key; the old one stays published."""
+    key = _run(keys.rotate, _alg(alg))
+    click.echo(
+        f"Key {key.kid} ({key.alg}) is now the signing key; "
+        "running servers switch to it within 10 seconds."
+    )
+
+
+@keys_cli.command("revoke")
+@click.argument("kid")
+def keys_revoke(kid):
+    """Unpublish a standby or previous key; tokens it signed stop verifying."""
+    key = _run(keys.revoke, kid)
+    click.echo(f"Revoked key {key.kid}.")

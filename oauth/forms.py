@@ -66,3 +66,9 @@ class PasswordChangeForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A form with nothing but its CSRF token, for POST-only buttons (logout, revoke...)."""
+
+
+class ConsentForm(FlaskForm):
+    """The consent decision: a button named ``decision`` valued ``approve`` or ``deny``."""
+
+    decision = HiddenField()

@@ -30,7 +30,8 @@ def sign_in(user: User, method: str = "pwd") -> None:
     """Start a browser session, remembering when and how the user authenticated (OIDC auth_time/amr)."""
     session.clear()
     login_user(user)
-    session["auth_time"] = int(time.time())
+    session["login_at"] = time.time()
+    session["auth_time"] = int(session["login_at"])
     session["amr"] = [method]
 
 

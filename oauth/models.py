@@ -105,12 +105,16 @@ class Client(BaseModel):
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         from .redirect_uris import redirect_uri_matches
 
-        return any(redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris)
+        return any(
+            redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris
+        )
 
     def check_client_secret(self, client_secret: str) -> bool:
         from .security import matches_hash
 
-        return self.client_secret_hash is not None and matches_hash(client_secret, self.client_secret_hash)
+        return self.client_secret_hash is not None and matches_hash(
+            client_secret, self.client_secret_hash
+        )
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         # A confidential client may use basic or post whatever it registered (DESIGN.md);

@@ -39,3 +39,13 @@ def safe_next_path(target: str | None, default: str = "/") -> str:
     if parts.scheme or parts.netloc:
         return default
     return target
+
+
+def lookup_key(value, max_length: int = 64) -> str | None:
+    """``value`` when it can be an identifier we issued, else None.
+
+    Keeps NUL bytes (which PostgreSQL refuses in text) and absurd lengths away from queries.
+    """
+    if not isinstance(value, str) or not value or len(value) > max_length or "\x00" in value:
+        return None
+    return value

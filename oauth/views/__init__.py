@@ -6,11 +6,16 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import auth, errors, health, settings
+    from . import api, auth, errors, health, oauth, settings, wellknown
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(wellknown.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(oauth.bp)
+    app.register_blueprint(api.bp)
     app.register_blueprint(settings.bp)
+    # Protocol endpoints authenticate clients, not browsers: no CSRF tokens there.
+    app.extensions["portcullis.csrf"].exempt(api.bp)
     errors.register(app)
 
     @app.context_processor

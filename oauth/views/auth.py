@@ -39,6 +39,8 @@ def login():
         if current_user.is_authenticated and not request.args.get("reauth"):
             return redirect(next_path)
         form.next.data = next_path
+        if request.args.get("login_hint") and not form.email.data:
+            form.email.data = request.args["login_hint"][:320]
     if form.validate_on_submit():
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is not None:

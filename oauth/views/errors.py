@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from .api import JSON_PATHS, oauth_error
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -29,5 +31,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         code = error.code or 500
+        if request.path.startswith(JSON_PATHS):
+            error_code = {405: "invalid_request", 429: "slow_down"}.get(code, "invalid_request")
+            if code >= 500:
+                error_code = "server_error"
+            return oauth_error(code, error_code, MESSAGES.get(code, error.name))
         message = MESSAGES.get(code, error.description)
         return render_template("error.html", code=code, title=error.name, message=message), code

@@ -1,0 +1,48 @@
+"""Checking access tokens we issued: signature, expiry, issuer, and that their grant is alive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from . import keys
+from .jwt import InvalidTokenError
+from .models import OAuthSession, User
+
+
+@dataclass
+class VerifiedToken:
+    claims: dict
+    user: User | None
+    session: OAuthSession | None
+
+    @property
+    def scopes(self) -> list[str]:
+        return (self.claims.get("scope") or "").split()
+
+
+def verify_access_token(token: str) -> VerifiedToken:
+    """The token's claims when it is live; raises InvalidTokenError otherwise.
+
+    A user token dies with its OAuth session (revoked grant, reuse detection, code replay) and
+    with its user (deleted or disabled), not only at ``exp``.
+    """
+    if not token or len(token) > 16384:
+        raise InvalidTokenError("malformed token")
+    claims = keys.verify_jwt(token, typ="at+jwt")
+    if claims.get("iss") != current_app.config["ISSUER"]:
+        raise InvalidTokenError("token from another issuer")
+    revoked = current_app.extensions.get("portcullis.is_jti_revoked")
+    if revoked and revoked(claims.get("jti")):
+        raise InvalidTokenError("token revoked")
+    session_id = claims.get("session_id")
+    if not session_id:
+        return VerifiedToken(claims, None, None)
+    session = OAuthSession.get_or_none(OAuthSession.id == session_id)
+    if session is None or session.revoked_at is not None:
+        raise InvalidTokenError("token revoked")
+    user = User.get_or_none(User.id == claims.get("sub"))
+    if user is None or user.disabled or user.id != session.user_id:
+        raise InvalidTokenError("user not active")
+    return VerifiedToken(claims, user, session)

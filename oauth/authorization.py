@@ -1,0 +1,321 @@
+"""The authorization endpoint's logic: validate a request, store it, and decide it.
+
+Until the client and redirect URI are known good, errors are shown to the user (never
+redirected); afterwards they go back to the client with ``error``, ``state`` and ``iss``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from authlib.common.urls import add_params_to_uri
+from flask import current_app, session
+from werkzeug.datastructures import MultiDict
+
+from . import audit, clients
+from .db import for_update, write_transaction
+from .models import AuthorizationRequest, Consent, User, utcnow
+from .redirect_uris import redirect_uri_problem
+from .scopes import parse as parse_scope
+from .scopes import unknown as unknown_scopes
+from .security import lookup_key, random_token, sha256_hex
+
+CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+PROMPTS = {"none", "login", "consent", "select_account"}
+SINGLE_PARAMS = (
+    "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
+    "code_challenge_method", "prompt", "max_age", "login_hint", "resource", "response_mode",
+)  # fmt: skip
+
+
+class AuthorizationPageError(Exception):
+    """An error shown on our own page: the client or redirect URI cannot be trusted."""
+
+    def __init__(self, title: str, message: str):
+        super().__init__(message)
+        self.title = title
+        self.message = message
+
+
+@dataclass
+class RedirectError(Exception):
+    """An error sent back to the client's redirect URI."""
+
+    redirect_uri: str
+    error: str
+    description: str
+    state: str | None
+
+    def location(self) -> str:
+        return error_location(self.redirect_uri, self.error, self.description, self.state)
+
+
+def _issuer() -> str:
+    return current_app.config["ISSUER"]
+
+
+def error_location(redirect_uri: str, error: str, description: str, state: str | None) -> str:
+    params = [("error", error), ("error_description", description)]
+    if state is not None:
+        params.append(("state", state))
+    params.append(("iss", _issuer()))
+    return add_params_to_uri(redirect_uri, params)
+
+
+def success_location(redirect_uri: str, code: str, state: str | None) -> str:
+    params = [("code", code)]
+    if state is not None:
+        params.append(("state", state))
+    params.append(("iss", _issuer()))
+    return add_params_to_uri(redirect_uri, params)
+
+
+def validate_request(args: MultiDict) -> AuthorizationRequest:
+    """Check a /oauth/authorize request and return it stored (status pending)."""
+    client_id = args.get("client_id")
+    if len(args.getlist("client_id")) > 1 or len(args.getlist("redirect_uri")) > 1:
+        raise AuthorizationPageError(
+            "Invalid request", "The request repeats client_id or redirect_uri."
+        )
+    if not client_id:
+        raise AuthorizationPageError("Invalid request", "The request has no client_id.")
+    client = clients.get_client(client_id)
+    if client is None:
+        raise AuthorizationPageError(
+            "Unknown application", "No application is registered with this client_id."
+        )
+    redirect_uri = args.get("redirect_uri")
+    redirect_uri_sent = redirect_uri is not None
+    if redirect_uri is None:
+        redirect_uri = client.get_default_redirect_uri()
+        if redirect_uri is None:
+            raise AuthorizationPageError(
+                "Invalid request", "redirect_uri is required: this application has several."
+            )
+    elif not client.check_redirect_uri(redirect_uri) or redirect_uri_problem(redirect_uri):
+        raise AuthorizationPageError(
+            "Invalid redirect URI", "The redirect_uri is not registered for this application."
+        )
+
+    if any("\x00" in value for value in args.values()):
+        raise RedirectError(
+            redirect_uri, "invalid_request", "Parameters may not contain NUL.", None
+        )
+    state = args.get("state")
+
+    def fail(error: str, description: str):
+        raise RedirectError(redirect_uri, error, description, state)
+
+    for name in SINGLE_PARAMS:
+        if len(args.getlist(name)) > 1:
+            fail("invalid_request", f"Parameter '{name}' is repeated.")
+    if "request" in args:
+        fail("request_not_supported", "Request objects are not supported.")
+    if "request_uri" in args:
+        fail("request_uri_not_supported", "request_uri is not supported.")
+    response_type = args.get("response_type")
+    if not response_type:
+        fail("invalid_request", "Missing 'response_type'.")
+    if response_type != "code":
+        fail("unsupported_response_type", "Only response_type=code is supported.")
+    if args.get("response_mode") not in (None, "query"):
+        fail("invalid_request", "Only response_mode=query is supported.")
+    if not client.check_response_type("code"):
+        fail("unauthorized_client", "This client may not use the authorization code grant.")
+
+    scopes = parse_scope(args.get("scope")) or parse_scope(current_app.config["DEFAULT_SCOPE"])
+    bad = unknown_scopes(scopes)
+    if bad:
+        fail("invalid_scope", f"Unsupported scope: {' '.join(bad)}.")
+
+    challenge = args.get("code_challenge")
+    method = args.get("code_challenge_method")
+    if not challenge:
+        fail(
+            "invalid_request",
+            "PKCE is required: send code_challenge with code_challenge_method=S256.",
+        )
+    if method != "S256":
+        fail("invalid_request", "code_challenge_method must be S256 (plain is not allowed).")
+    if not CODE_CHALLENGE.match(challenge):
+        fail("invalid_request", "Malformed code_challenge.")
+
+    prompts = set((args.get("prompt") or "").split())
+    if prompts - PROMPTS:
+        fail("invalid_request", f"Unsupported prompt: {' '.join(sorted(prompts - PROMPTS))}.")
+    if "none" in prompts and len(prompts) > 1:
+        fail("invalid_request", "prompt=none cannot be combined with other values.")
+    max_age = args.get("max_age")
+    if max_age is not None:
+        if not max_age.isdigit():
+            fail("invalid_request", "max_age must be a non-negative integer.")
+        max_age = int(max_age)
+
+    resource = args.get("resource")
+    if resource is not None:
+        parts = urlsplit(resource)
+        if not parts.scheme or parts.fragment or "#" in resource or len(resource) > 2048:
+            fail("invalid_target", "resource must be an absolute URI without a fragment.")
+
+    request_row = AuthorizationRequest.create(
+        id=random_token(24),
+        client=client,
+        redirect_uri=redirect_uri,
+        redirect_uri_sent=redirect_uri_sent,
+        scope=" ".join(scopes),
+        state=state,
+        nonce=args.get("nonce"),
+        code_challenge=challenge,
+        code_challenge_method="S256",
+        resource=resource,
+        prompt=" ".join(sorted(prompts)) or None,
+        max_age=max_age,
+        login_hint=(args.get("login_hint") or "")[:320] or None,
+        expires_at=utcnow() + dt.timedelta(seconds=int(current_app.config["AUTHORIZATION_TTL"])),
+    )
+    return request_row
+
+
+# --- deciding -----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What to do next with the user's browser."""
+
+    kind: str  # "redirect" (to the client), "login", "consent"
+    location: str | None = None
+
+
+def needs_login(row: AuthorizationRequest, user: User | None) -> bool:
+    """prompt=login and an elapsed max_age ask for a sign-in made after the request arrived."""
+    if user is None:
+        return True
+    login_at = float(session.get("login_at", 0))
+    if login_at >= row.created_at.replace(tzinfo=dt.UTC).timestamp():
+        return False
+    if "login" in (row.prompt or "").split():
+        return True
+    return row.max_age is not None and time.time() - login_at >= row.max_age
+
+
+def consent_covers(user: User, row: AuthorizationRequest) -> bool:
+    consent = Consent.get_or_none((Consent.user == user) & (Consent.client == row.client_id))
+    return consent is not None and set(row.scopes) <= set(consent.scopes or [])
+
+
+def load_pending(authorization_id: str | None) -> AuthorizationRequest:
+    key = lookup_key(authorization_id)
+    row = AuthorizationRequest.get_or_none(AuthorizationRequest.id == key) if key else None
+    if row is None:
+        raise AuthorizationPageError(
+            "Request not found", "This authorization request does not exist."
+        )
+    if row.status != "pending":
+        raise AuthorizationPageError(
+            "Request already handled", "This authorization request was already answered."
+        )
+    if row.expires_at < utcnow():
+        raise AuthorizationPageError(
+            "Request expired",
+            "This authorization request expired. Go back to the application and try again.",
+        )
+    return row
+
+
+def decide(row: AuthorizationRequest, user: User | None) -> Outcome:
+    """Continue a pending request for the browser's user: log in, ask consent, or answer."""
+    prompts = set((row.prompt or "").split())
+    if needs_login(row, user):
+        if "none" in prompts:
+            _finish(row, user, approved=False)
+            return Outcome(
+                "redirect",
+                error_location(
+                    row.redirect_uri, "login_required", "The user is not signed in.", row.state
+                ),
+            )
+        return Outcome("login")
+    if row.user_id not in (None, user.id):
+        raise AuthorizationPageError(
+            "Wrong account", "This authorization request belongs to another user."
+        )
+    if "consent" not in prompts and consent_covers(user, row):
+        return Outcome("redirect", approve(row, user, remember=False))
+    if "none" in prompts:
+        _finish(row, user, approved=False)
+        return Outcome(
+            "redirect",
+            error_location(
+                row.redirect_uri,
+                "consent_required",
+                "The user has not granted these scopes.",
+                row.state,
+            ),
+        )
+    if row.user_id is None:
+        AuthorizationRequest.update(user=user).where(AuthorizationRequest.id == row.id).execute()
+    return Outcome("consent")
+
+
+def _finish(row: AuthorizationRequest, user: User | None, *, approved: bool) -> None:
+    AuthorizationRequest.update(status="approved" if approved else "denied", user=user).where(
+        AuthorizationRequest.id == row.id
+    ).execute()
+
+
+def _lock_pending(row: AuthorizationRequest) -> AuthorizationRequest:
+    """Re-read the request under a row lock: two decisions on one request cannot both win."""
+    locked = for_update(
+        AuthorizationRequest.select().where(AuthorizationRequest.id == row.id)
+    ).first()
+    if locked is None or locked.status != "pending":
+        raise AuthorizationPageError(
+            "Request already handled", "This authorization request was already answered."
+        )
+    return locked
+
+
+def approve(row: AuthorizationRequest, user: User, *, remember: bool = True) -> str:
+    """Issue the code (bound to client, redirect URI, PKCE, user, scopes, nonce, auth_time)."""
+    with write_transaction():
+        locked = _lock_pending(row)
+        code = random_token(32)
+        locked.status = "approved"
+        locked.user = user
+        locked.code_hash = sha256_hex(code)
+        locked.auth_time = int(session.get("auth_time") or time.time())
+        locked.amr = list(session.get("amr") or ["pwd"])
+        locked.save()
+        if remember:
+            _remember_consent(user, locked)
+            audit.record(
+                "consent.granted", user_id=user.id, client_id=locked.client_id, scopes=locked.scopes
+            )
+    return success_location(locked.redirect_uri, code, locked.state)
+
+
+def _remember_consent(user: User, row: AuthorizationRequest) -> None:
+    consent = for_update(
+        Consent.select().where((Consent.user == user) & (Consent.client == row.client_id))
+    ).first()
+    if consent is None:
+        Consent.create(user=user, client=row.client_id, scopes=row.scopes)
+    else:
+        consent.scopes = sorted(set(consent.scopes or []) | set(row.scopes))
+        consent.updated_at = utcnow()
+        consent.save()
+
+
+def deny(row: AuthorizationRequest, user: User) -> str:
+    with write_transaction():
+        locked = _lock_pending(row)
+        _finish(locked, user, approved=False)
+        audit.record("consent.denied", user_id=user.id, client_id=locked.client_id)
+    return error_location(
+        locked.redirect_uri, "access_denied", "The user denied the request.", locked.state
+    )

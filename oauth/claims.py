@@ -1,0 +1,97 @@
+"""The claims of every token type, before plugins see them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from flask import current_app
+
+from .models import Client, OAuthSession, User
+
+# Claims plugins may not change (DESIGN.md).
+PROTECTED_CLAIMS = ("iss", "sub", "iat", "exp", "nbf", "jti", "client_id")
+
+
+def _epoch(value: dt.datetime | None) -> int | None:
+    return int(value.replace(tzinfo=dt.UTC).timestamp()) if value else None
+
+
+def user_access_token_claims(
+    *, user: User, client: Client, session: OAuthSession, scopes: list[str], now: int
+) -> dict:
+    """RFC 9068 access token of a user, with Supabase's claim set."""
+    return {
+        "iss": current_app.config["ISSUER"],
+        "sub": user.id,
+        "aud": session.audience,
+        "exp": now + int(current_app.config["ACCESS_TOKEN_TTL"]),
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+        "client_id": client.client_id,
+        "scope": " ".join(scopes),
+        "session_id": session.id,
+        "email": user.email,
+        "phone": user.phone,
+        "role": "authenticated",
+        "aal": "aal1",
+        "amr": [
+            {"method": method, "timestamp": session.auth_time}
+            for method in (session.amr or ["pwd"])
+        ],
+        "app_metadata": user.app_metadata or {},
+        "user_metadata": user.user_metadata or {},
+        "is_anonymous": False,
+    }
+
+
+def scope_claims(user: User, scopes: list[str]) -> dict:
+    """The OIDC standard claims the granted scopes release (ID token and UserInfo)."""
+    claims: dict = {}
+    if "email" in scopes:
+        claims["email"] = user.email
+        claims["email_verified"] = bool(user.email_verified)
+    if "phone" in scopes and user.phone:
+        claims["phone_number"] = user.phone
+        claims["phone_number_verified"] = bool(user.phone_verified)
+    if "profile" in scopes:
+        metadata = user.user_metadata or {}
+        claims["name"] = user.name or metadata.get("name") or ""
+        claims["picture"] = (
+            user.picture or metadata.get("picture") or metadata.get("avatar_url") or ""
+        )
+        claims["preferred_username"] = (
+            metadata.get("preferred_username") or metadata.get("username") or user.email
+        )
+        claims["updated_at"] = _epoch(user.updated_at)
+    return claims
+
+
+def id_token_claims(
+    *,
+    user: User,
+    client: Client,
+    scopes: list[str],
+    auth_time: int,
+    nonce: str | None,
+    at_hash: str | None,
+    now: int,
+) -> dict:
+    claims = {
+        "iss": current_app.config["ISSUER"],
+        "sub": user.id,
+        "aud": client.client_id,
+        "exp": now + int(current_app.config["ACCESS_TOKEN_TTL"]),
+        "iat": now,
+        "auth_time": auth_time,
+    }
+    if nonce:
+        claims["nonce"] = nonce
+    if at_hash:
+        claims["at_hash"] = at_hash
+    claims.update(scope_claims(user, scopes))
+    return claims
+
+
+def userinfo_claims(user: User, scopes: list[str]) -> dict:
+    return {"sub": user.id, **scope_claims(user, scopes)}

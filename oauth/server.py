@@ -1,0 +1,61 @@
+"""Authlib AuthorizationServer wiring: client lookup, grants, client authentication errors."""
+
+from __future__ import annotations
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from flask import Flask, current_app, request
+
+from . import clients, grants
+from .models import Client
+
+
+class AuthorizationServer(FlaskAuthorizationServer):
+    def authenticate_client(self, request, methods, endpoint="token"):
+        # RFC 6749 §5.2: failed client authentication is always 401 with WWW-Authenticate here,
+        # whichever method the client tried.
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            error.status_code = 401
+            if not error.description or "methods" in error.description:
+                error.description = "Client authentication failed."
+            raise
+
+    def create_token_response(self, request=None):
+        oauth_request = self.create_oauth2_request(request)
+        if not oauth_request.form.get("grant_type"):
+            return self.handle_error_response(
+                oauth_request, InvalidRequestError("Missing 'grant_type'.")
+            )
+        return super().create_token_response(request)
+
+    def handle_response(self, status_code, payload, headers):
+        response = super().handle_response(status_code, payload, headers)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+        return response
+
+
+def query_client(client_id: str) -> Client | None:
+    return clients.get_client(client_id)
+
+
+def save_token(token, request):  # tokens are stored by the grants themselves
+    return None
+
+
+def init_app(app: Flask) -> AuthorizationServer:
+    server = AuthorizationServer()
+    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.register_grant(grants.AuthorizationCodeGrant)
+    server.register_grant(grants.RefreshTokenGrant)
+    app.extensions["portcullis.authorization_server"] = server
+    return server
+
+
+def authorization_server() -> AuthorizationServer:
+    return current_app.extensions["portcullis.authorization_server"]
+
+
+__all__ = ["AuthorizationServer", "authorization_server", "init_app", "request"]

@@ -1,0 +1,86 @@
+"""Protocol endpoints that answer clients in JSON (RFC 6749 error shapes, no CSRF, no cookies)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from ..access_tokens import verify_access_token
+from ..claims import userinfo_claims
+from ..db import write_transaction
+from ..jwt import InvalidTokenError
+from ..server import authorization_server
+
+bp = Blueprint("api", __name__, url_prefix="/oauth")
+
+JSON_PATHS = (
+    "/oauth/token",
+    "/oauth/userinfo",
+    "/oauth/revoke",
+    "/oauth/introspect",
+    "/oauth/register",
+)
+
+
+def oauth_error(status: int, error: str, description: str, headers: dict | None = None):
+    response = jsonify(error=error, error_description=description)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+@bp.route("/token", methods=["POST"])
+def token():
+    with write_transaction():
+        return authorization_server().create_token_response()
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.get("access_token")
+    return None
+
+
+def _bearer_challenge(
+    error: str | None = None, description: str | None = None, scope: str | None = None
+) -> str:
+    parts = ['Bearer realm="portcullis"']
+    if error:
+        parts.append(f'error="{error}"')
+    if description:
+        parts.append(f'error_description="{description}"')
+    if scope:
+        parts.append(f'scope="{scope}"')
+    return ", ".join(parts)
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo():
+    token = bearer_token()
+    if not token:
+        return oauth_error(
+            401, "invalid_token", "Missing bearer token.", {"WWW-Authenticate": _bearer_challenge()}
+        )
+    try:
+        verified = verify_access_token(token)
+    except InvalidTokenError:
+        description = "The access token is invalid, expired or revoked."
+        return oauth_error(
+            401, "invalid_token", description,
+            {"WWW-Authenticate": _bearer_challenge("invalid_token", description)},
+        )  # fmt: skip
+    if verified.user is None or "openid" not in verified.scopes:
+        description = "UserInfo needs a user access token with the openid scope."
+        return oauth_error(
+            403, "insufficient_scope", description,
+            {"WWW-Authenticate": _bearer_challenge("insufficient_scope", description, "openid")},
+        )  # fmt: skip
+    claims = userinfo_claims(verified.user, verified.scopes)
+    response = jsonify(claims)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,101 @@
+"""The browser side of OAuth: /oauth/authorize and the consent page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from .. import authorization
+from ..authorization import AuthorizationPageError, RedirectError
+from ..db import write_transaction
+from ..forms import ConsentForm
+from ..models import Client
+from ..scopes import describe
+
+bp = Blueprint("oauth", __name__, url_prefix="/oauth")
+
+
+def _page_error(error: AuthorizationPageError, code: int = 400):
+    return render_template("error.html", code=code, title=error.title, message=error.message), code
+
+
+def _user():
+    return current_user._get_current_object() if current_user.is_authenticated else None
+
+
+@bp.route("/authorize", methods=["GET"])
+def authorize():
+    try:
+        with write_transaction():
+            row = authorization.validate_request(request.args)
+    except AuthorizationPageError as error:
+        return _page_error(error)
+    except RedirectError as error:
+        return redirect(error.location())
+    return _continue(row)
+
+
+def _continue(row, *, render_consent: bool = False):
+    try:
+        outcome = authorization.decide(row, _user())
+    except AuthorizationPageError as error:
+        return _page_error(error, 403)
+    if outcome.kind == "redirect":
+        return redirect(outcome.location)
+    consent_path = url_for("oauth.consent", authorization_id=row.id)
+    if outcome.kind == "login":
+        params = {"next": consent_path}
+        if _user() is not None:
+            params["reauth"] = "1"
+        if row.login_hint:
+            params["login_hint"] = row.login_hint
+        return redirect(url_for("auth.login", **params))
+    if not render_consent:
+        return redirect(consent_path)
+    form = ConsentForm()
+    return render_template(
+        "consent.html",
+        form=form,
+        request_row=row,
+        client=Client.get_by_id(row.client_id),
+        scopes=describe(row.scopes),
+        redirect_host=_host(row.redirect_uri),
+    )
+
+
+def _host(uri: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    return parts.netloc or f"{parts.scheme}:"
+
+
+@bp.route("/consent", methods=["GET", "POST"])
+def consent():
+    try:
+        row = authorization.load_pending(request.args.get("authorization_id"))
+    except AuthorizationPageError as error:
+        return _page_error(error)
+    if request.method == "GET":
+        return _continue(row, render_consent=True)
+    form = ConsentForm()
+    if not form.validate_on_submit() or form.decision.data not in ("approve", "deny"):
+        abort(400)
+    user = _user()
+    if user is None or authorization.needs_login(row, user):
+        return _continue(row)
+    if row.user_id not in (None, user.id):
+        return _page_error(
+            AuthorizationPageError(
+                "Wrong account", "This authorization request belongs to another user."
+            ),
+            403,
+        )
+    try:
+        if form.decision.data == "approve":
+            location = authorization.approve(row, user)
+        else:
+            location = authorization.deny(row, user)
+    except AuthorizationPageError as error:
+        return _page_error(error)
+    return redirect(location)

@@ -1,0 +1,94 @@
+"""Discovery (RFC 8414 / OpenID Connect Discovery) and the JWKS."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from .. import keys
+from ..jwt import SUPPORTED_ALGS
+from ..scopes import supported_scopes
+
+bp = Blueprint("wellknown", __name__)
+
+CACHE = "public, max-age=300"
+
+
+def metadata() -> dict:
+    issuer = current_app.config["ISSUER"]
+    views = current_app.view_functions
+    document = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "userinfo_endpoint": f"{issuer}/oauth/userinfo",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "scopes_supported": list(supported_scopes()),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": current_app.extensions.get(
+            "portcullis.grant_types", ["authorization_code", "refresh_token"]
+        ),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_supported": [
+            "sub",
+            "aud",
+            "iss",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "email",
+            "email_verified",
+            "phone_number",
+            "phone_number_verified",
+            "name",
+            "picture",
+            "preferred_username",
+            "updated_at",
+        ],  # fmt: skip
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+    }
+    if "api.revoke" in views:
+        document["revocation_endpoint"] = f"{issuer}/oauth/revoke"
+        document["revocation_endpoint_auth_methods_supported"] = document[
+            "token_endpoint_auth_methods_supported"
+        ]
+    if "api.introspect" in views:
+        document["introspection_endpoint"] = f"{issuer}/oauth/introspect"
+        document["introspection_endpoint_auth_methods_supported"] = [
+            "client_secret_basic",
+            "client_secret_post",
+        ]
+    if "api.register" in views and current_app.config["ALLOW_DYNAMIC_REGISTRATION"]:
+        document["registration_endpoint"] = f"{issuer}/oauth/register"
+    return document
+
+
+def _cached(payload: dict):
+    response = jsonify(payload)
+    response.headers["Cache-Control"] = CACHE
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.route("/.well-known/openid-configuration")
+@bp.route("/.well-known/oauth-authorization-server")
+def discovery():
+    return _cached(metadata())
+
+
+@bp.route("/.well-known/jwks.json")
+def jwks():
+    return _cached(keys.public_jwks())
