@@ -167,11 +167,15 @@ def demo_command():
 
 
 def init_app(app: Flask) -> None:
+    from .cli_apis import apis_cli
     from .cli_clients import clients_cli
     from .cli_keys import keys_cli
+    from .cli_plugins import plugins_cli
 
     app.cli.add_command(init_db_command)
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_command)
     app.cli.add_command(clients_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(apis_cli)
+    app.cli.add_command(plugins_cli)

@@ -32,6 +32,9 @@ def defaults(app: Flask) -> dict:
         "REFRESH_TOKEN_REUSE_INTERVAL": 10,
         "DEFAULT_SCOPE": "email",
         "DEFAULT_AUDIENCE": "authenticated",
+        # The API identifier a client_credentials request gets when it names none.
+        "DEFAULT_API": None,
+        "HOOK_TIMEOUT": 5,
         "SIGNING_ALG": "ES256",
         "ALLOW_SIGNUP": True,
         "ALLOW_DYNAMIC_REGISTRATION": False,

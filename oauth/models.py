@@ -236,3 +236,40 @@ class AuditEvent(BaseModel):
     client_id = peewee.CharField(max_length=64, null=True, index=True)
     ip = peewee.CharField(max_length=64, null=True)
     details = JSONField(default=dict)
+
+
+class Api(BaseModel):
+    """A resource server: its identifier is the ``aud`` of the tokens issued for it."""
+
+    id = peewee.AutoField()
+    identifier = peewee.CharField(max_length=2048, unique=True)
+    name = peewee.CharField(max_length=200)
+    scopes = JSONField(default=list)  # [{"value": "read:things", "description": "..."}]
+    token_ttl = peewee.IntegerField(default=3600)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    @property
+    def scope_values(self) -> list[str]:
+        return [s["value"] for s in self.scopes or []]
+
+
+class ClientGrant(BaseModel):
+    """Which scopes of which API a client may get with client_credentials (Auth0's model)."""
+
+    id = peewee.AutoField()
+    client = peewee.ForeignKeyField(Client, on_delete="CASCADE", backref="client_grants")
+    api = peewee.ForeignKeyField(Api, on_delete="CASCADE", backref="client_grants")
+    scopes = JSONField(default=list)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("client", "api"), True),)
+
+
+class RevokedAccessToken(BaseModel):
+    """The denylist of revoked JWT access tokens, kept until they would have expired anyway."""
+
+    jti = peewee.CharField(primary_key=True, max_length=64)
+    expires_at = peewee.DateTimeField(index=True)
+    revoked_at = peewee.DateTimeField(default=utcnow)

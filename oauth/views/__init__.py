@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, auth, errors, health, oauth, settings, wellknown
+    from . import admin, api, auth, errors, health, oauth, protocol, settings, wellknown  # noqa: F401
 
     app.register_blueprint(health.bp)
     app.register_blueprint(wellknown.bp)
@@ -14,6 +14,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(settings.bp)
+    app.register_blueprint(admin.bp)
     # Protocol endpoints authenticate clients, not browsers: no CSRF tokens there.
     app.extensions["portcullis.csrf"].exempt(api.bp)
     errors.register(app)
