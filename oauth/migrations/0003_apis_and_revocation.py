@@ -2,7 +2,15 @@
 
 import datetime
 
-from peewee import AutoField, CharField, DateTimeField, ForeignKeyField, IntegerField, Model, TextField
+from peewee import (
+    AutoField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
 
 now = datetime.datetime.utcnow
 
