@@ -7,6 +7,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from flask import Flask, current_app, request
 
 from . import clients, grants
+from .endpoints import register_endpoints
 from .models import Client
 
 
@@ -50,6 +51,7 @@ def init_app(app: Flask) -> AuthorizationServer:
     server.init_app(app, query_client=query_client, save_token=save_token)
     server.register_grant(grants.AuthorizationCodeGrant)
     server.register_grant(grants.RefreshTokenGrant)
+    register_endpoints(server)
     app.extensions["portcullis.authorization_server"] = server
     return server
 
