@@ -10,7 +10,7 @@ from flask import Flask
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: config -> db -> login/csrf -> plugins -> oauth server -> blueprints -> CLI."""
-    from oauth import cli, config, db, keys, login, passwords, ratelimit, server, views
+    from oauth import cli, config, db, keys, login, passwords, plugins, ratelimit, server, views
     from oauth.migrations import migrate
 
     app = Flask(
@@ -24,7 +24,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         if app.config["AUTO_MIGRATE"]:
             migrate(app.extensions["portcullis.database"])
         keys.init_app(app)
+        plugins.init_app(app)
     except config.ConfigError as error:
+        _close_database(app)
         config.exit_with(error)
 
     _setup_logging(app)
@@ -36,6 +38,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     views.register_blueprints(app)
     cli.init_app(app)
     return app
+
+
+def _close_database(app: Flask) -> None:
+    database = app.extensions.get("portcullis.database")
+    if database is not None:
+        getattr(database, "close_all", database.close)()
 
 
 def _setup_csrf(app: Flask) -> None:

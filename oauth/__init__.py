@@ -1,3 +1,11 @@
-"""Portcullis: a self-hosted OAuth 2.1 and OpenID Connect authorization server."""
+"""Portcullis: a self-hosted OAuth 2.1 and OpenID Connect authorization server.
+
+Plugins import what they need from here::
+
+    from oauth import hookimpl, TokenDenied
+"""
+
+from .hooks import SignupDenied, TokenDenied, hookimpl
 
 __version__ = "0.1.0"
+__all__ = ["SignupDenied", "TokenDenied", "hookimpl"]

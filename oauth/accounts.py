@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 
 import peewee
+from flask import current_app
 
 from . import passwords
 from .db import write_transaction
+from .hooks import SignupDenied
 from .models import User, utcnow
+from .plugins import PluginError
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
 
@@ -62,6 +65,15 @@ def create_user(
         app_metadata=app_metadata or {},
         user_metadata=user_metadata or {},
     )
+    host = current_app.extensions.get("portcullis.plugins")
+    if host is not None:
+        try:
+            host.before_user_created(user)
+        except SignupDenied as denial:
+            raise AccountError(str(denial) or "Sign-up refused.") from None
+        except PluginError as failure:
+            raise AccountError(failure.description) from None
+        user.email = email = normalise_email(user.email)
     try:
         with write_transaction():
             if find_by_email(email):

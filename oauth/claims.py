@@ -45,6 +45,23 @@ def user_access_token_claims(
     }
 
 
+def machine_access_token_claims(
+    *, client: Client, audience: str, scopes: list[str], ttl: int, now: int
+) -> dict:
+    """RFC 9068 access token of a client acting for itself (client_credentials)."""
+    return {
+        "iss": current_app.config["ISSUER"],
+        "sub": client.client_id,
+        "aud": audience,
+        "exp": now + int(ttl),
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+        "client_id": client.client_id,
+        "scope": " ".join(scopes),
+        "gty": "client-credentials",
+    }
+
+
 def scope_claims(user: User, scopes: list[str]) -> dict:
     """The OIDC standard claims the granted scopes release (ID token and UserInfo)."""
     claims: dict = {}

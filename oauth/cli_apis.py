@@ -1,5 +1,135 @@
-"""``flask apis ...`` (being written)."""
+"""``flask apis ...``: register APIs (resource servers) and grant clients their scopes."""
 
-from flask.cli import AppGroup
+from __future__ import annotations
 
-apis_cli = AppGroup("apis", help="Manage APIs (resource servers) and client grants.")
+import json
+from typing import Any
+
+import click
+
+from . import apis, clients
+from .cli_clients import OneLineErrorGroup
+from .models import Api, Client
+
+apis_cli = OneLineErrorGroup("apis", help="Manage APIs (resource servers) and client grants.")
+
+
+def _api_or_fail(identifier: str) -> Api:
+    api = apis.get_api(identifier)
+    if api is None:
+        raise click.ClickException(f"no API with identifier {identifier!r}")
+    return api
+
+
+def _client_or_fail(client_id: str) -> Client:
+    client = clients.get_client(client_id)
+    if client is None:
+        raise click.ClickException(f"no client with id {client_id!r}")
+    return client
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _scope_line(api: Api) -> str:
+    return " ".join(api.scope_values) or "(none)"
+
+
+@apis_cli.command("create")
+@click.argument("identifier")
+@click.option("--name", required=True, help="Display name.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help='A scope, optionally with a description: "read:things=Read your things". Repeat.',
+)
+@click.option(
+    "--token-ttl",
+    type=int,
+    default=None,
+    help="Lifetime of its access tokens in seconds. Default: ACCESS_TOKEN_TTL.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def apis_create(identifier, name, scopes, token_ttl, as_json):
+    """Register an API; IDENTIFIER (a URI) is the audience of its tokens."""
+    try:
+        api = apis.create_api(identifier, name, list(scopes), token_ttl=token_ttl)
+    except apis.ApiError as error:
+        raise click.ClickException(error.message) from None
+    if as_json:
+        _echo_json(apis.api_info(api))
+        return
+    click.echo(f"Created API {api.name}.")
+    click.echo(f"identifier:  {api.identifier}")
+    click.echo(f"token TTL:   {api.token_ttl}s")
+    click.echo(f"scopes:      {_scope_line(api)}")
+
+
+@apis_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def apis_list(as_json):
+    """List APIs, oldest first, with their scopes and client grants."""
+    registered = apis.list_apis()
+    grants_by_api: dict[int, list] = {api.id: [] for api in registered}
+    for grant in apis.list_grants():
+        grants_by_api.setdefault(grant.api_id, []).append(grant)
+    if as_json:
+        _echo_json([apis.api_info(api, grants_by_api[api.id]) for api in registered])
+        return
+    if not registered:
+        click.echo("No APIs.")
+        return
+    for api in registered:
+        click.echo(f"{api.identifier}  {api.name}  (token TTL {api.token_ttl}s)")
+        click.echo(f"  scopes: {_scope_line(api)}")
+        for grant in grants_by_api[api.id]:
+            granted = " ".join(grant.scopes) or "(no scopes)"
+            click.echo(f"  grant:  {grant.client_id} ({grant.client.name}): {granted}")
+
+
+@apis_cli.command("delete")
+@click.argument("identifier")
+def apis_delete(identifier):
+    """Delete an API and its client grants."""
+    api = _api_or_fail(identifier)
+    grants = len(apis.list_grants(api=api))
+    apis.delete_api(api)
+    click.echo(f"Deleted API {api.name} ({api.identifier}) and {grants} client grant(s).")
+
+
+@apis_cli.command("grant")
+@click.argument("client_id")
+@click.argument("identifier")
+@click.option(
+    "--scope", "scopes", multiple=True, help="Repeat for several. Default: every scope of the API."
+)
+def apis_grant(client_id, identifier, scopes):
+    """Let a client get scopes of an API with client_credentials (replaces an earlier grant)."""
+    client = _client_or_fail(client_id)
+    api = _api_or_fail(identifier)
+    try:
+        grant = apis.grant(client, api, list(scopes) if scopes else None)
+    except apis.ApiError as error:
+        raise click.ClickException(error.message) from None
+    granted = " ".join(grant.scopes) or "(no scopes)"
+    click.echo(
+        f"Granted client {client.name} ({client.client_id}) on API {api.identifier}: {granted}"
+    )
+
+
+@apis_cli.command("revoke")
+@click.argument("client_id")
+@click.argument("identifier")
+def apis_revoke(client_id, identifier):
+    """Remove a client's grant for an API."""
+    client = _client_or_fail(client_id)
+    api = _api_or_fail(identifier)
+    if not apis.revoke_grant(client, api):
+        raise click.ClickException(
+            f"client {client.client_id} has no grant for API {api.identifier}"
+        )
+    click.echo(
+        f"Revoked the grant of client {client.name} ({client.client_id}) for API {api.identifier}."
+    )

@@ -34,7 +34,11 @@ def defaults(app: Flask) -> dict:
         "DEFAULT_AUDIENCE": "authenticated",
         # The API identifier a client_credentials request gets when it names none.
         "DEFAULT_API": None,
-        "HOOK_TIMEOUT": 5,
+        "HTTP_HOOK_URL": None,
+        "HTTP_HOOK_SECRET": None,
+        "HTTP_HOOK_TIMEOUT": 5,
+        "REGISTRATION_RATE_LIMIT": "10 per hour",
+        "CLIENT_AUTH_RATE_LIMIT": "20 per minute",
         "SIGNING_ALG": "ES256",
         "ALLOW_SIGNUP": True,
         "ALLOW_DYNAMIC_REGISTRATION": False,

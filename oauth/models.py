@@ -273,3 +273,18 @@ class RevokedAccessToken(BaseModel):
     jti = peewee.CharField(primary_key=True, max_length=64)
     expires_at = peewee.DateTimeField(index=True)
     revoked_at = peewee.DateTimeField(default=utcnow)
+
+
+class HookStat(BaseModel):
+    """Hook call counters summed over every worker (flushed from memory every few seconds)."""
+
+    plugin = peewee.CharField(max_length=200)
+    hook = peewee.CharField(max_length=100)
+    calls = peewee.BigIntegerField(default=0)
+    failures = peewee.BigIntegerField(default=0)
+    denials = peewee.BigIntegerField(default=0)
+    total_ms = peewee.FloatField(default=0.0)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("plugin", "hook"), True),)

@@ -7,6 +7,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from flask import Flask, current_app, request
 
 from . import clients, grants
+from .client_credentials import ClientCredentialsGrant
 from .endpoints import register_endpoints
 from .models import Client
 
@@ -51,8 +52,14 @@ def init_app(app: Flask) -> AuthorizationServer:
     server.init_app(app, query_client=query_client, save_token=save_token)
     server.register_grant(grants.AuthorizationCodeGrant)
     server.register_grant(grants.RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
     register_endpoints(server)
     app.extensions["portcullis.authorization_server"] = server
+    app.extensions["portcullis.grant_types"] = [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    ]
     return server
 
 

@@ -7,7 +7,10 @@ from flask import Blueprint, jsonify, request
 from ..access_tokens import verify_access_token
 from ..claims import userinfo_claims
 from ..db import write_transaction
+from ..hooks import TokenDenied
 from ..jwt import InvalidTokenError
+from ..plugins import PluginError
+from ..plugins import host as plugin_host
 from ..server import authorization_server
 
 bp = Blueprint("api", __name__, url_prefix="/oauth")
@@ -32,8 +35,15 @@ def oauth_error(status: int, error: str, description: str, headers: dict | None 
 
 @bp.route("/token", methods=["POST"])
 def token():
-    with write_transaction():
-        return authorization_server().create_token_response()
+    # One transaction: a refused or failing plugin rolls everything back (no code consumed,
+    # no refresh token rotated); OAuth errors are answers, and what they recorded is kept.
+    try:
+        with write_transaction():
+            return authorization_server().create_token_response()
+    except TokenDenied as denial:
+        return oauth_error(denial.status_code, denial.error, denial.description)
+    except PluginError as failure:
+        return oauth_error(500, "server_error", failure.description)
 
 
 def bearer_token() -> str | None:
@@ -80,7 +90,12 @@ def userinfo():
             403, "insufficient_scope", description,
             {"WWW-Authenticate": _bearer_challenge("insufficient_scope", description, "openid")},
         )  # fmt: skip
-    claims = userinfo_claims(verified.user, verified.scopes)
+    try:
+        claims = plugin_host().userinfo_claims(
+            userinfo_claims(verified.user, verified.scopes), verified.user, verified.scopes
+        )
+    except PluginError as failure:
+        return oauth_error(500, "server_error", failure.description)
     response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
     return response

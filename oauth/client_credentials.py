@@ -1,0 +1,86 @@
+"""The client_credentials grant: machine-to-machine tokens for registered APIs (Auth0's model,
+with RFC 8707 ``resource`` as an alias of ``audience``)."""
+
+from __future__ import annotations
+
+import time
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+from flask import current_app
+
+from . import apis, audit, keys
+from .claims import machine_access_token_claims
+from .grants import InvalidTargetError, _require_grant_type
+from .plugins import host as plugin_host
+from .scopes import parse as parse_scope
+from .tokens import ACCESS_TOKEN_TYP, TokenContext, finalize_access_claims
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def validate_token_request(self):
+        client = self.authenticate_token_endpoint_client()
+        _require_grant_type(client, "client_credentials")
+        form = self.request.form
+        audience = form.get("audience")
+        resources = self.request.payload.datalist.get("resource", [])
+        if len(resources) > 1:
+            raise InvalidTargetError("Ask for one API (resource) per token.")
+        resource = resources[0] if resources else None
+        if audience and resource and audience != resource:
+            raise InvalidTargetError("'audience' and 'resource' name different APIs.")
+        identifier = audience or resource or current_app.config.get("DEFAULT_API")
+        if not identifier:
+            raise InvalidRequestError("Name the API with 'audience' (or 'resource').")
+        api = apis.get_api(identifier)
+        client_grant = apis.get_grant(client, api) if api is not None else None
+        if client_grant is None:
+            raise InvalidTargetError(
+                f"This client is not authorized for the API '{identifier[:200]}'."
+            )
+        requested = parse_scope(form.get("scope"))
+        granted = list(client_grant.scopes or [])
+        outside = [s for s in requested if s not in granted]
+        if outside:
+            raise InvalidScopeError(f"Scope not granted to this client: {' '.join(outside)[:300]}.")
+        self.request.client = client
+        self.request.api = api
+        self.request.scopes = requested or granted
+
+    def create_token_response(self):
+        client, api = self.request.client, self.request.api
+        context = TokenContext(
+            client=client,
+            user=None,
+            grant_type="client_credentials",
+            authentication_method=self.request.auth_method,
+            scopes=list(self.request.scopes),
+            audience=api.identifier,
+            request=self.request,
+        )
+        plugins = plugin_host()
+        scopes, extra = plugins.customize_client_credentials(
+            client, context.scopes, api.identifier, context
+        )
+        context.scopes = scopes
+        now = int(time.time())
+        claims = machine_access_token_claims(
+            client=client, audience=api.identifier, scopes=scopes, ttl=api.token_ttl, now=now
+        )
+        claims.update(extra)
+        claims = finalize_access_claims(claims, context)
+        token = {
+            "access_token": keys.sign_jwt(claims, typ=ACCESS_TOKEN_TYP),
+            "token_type": "Bearer",
+            "expires_in": claims["exp"] - now,
+            "scope": claims.get("scope", " ".join(scopes)),
+        }
+        audit.record(
+            "token.issued",
+            client_id=client.client_id,
+            grant_type="client_credentials",
+            audience=api.identifier,
+        )
+        return 200, token, self.TOKEN_RESPONSE_HEADER
