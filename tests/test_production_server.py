@@ -31,39 +31,32 @@ def gunicorn(database_url, tmp_path):
         PORTCULLIS_ARGON2_MEMORY_COST="1024",
         PORTCULLIS_ARGON2_TIME_COST="1",
     )
-    log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            "4",
-            "-b",
-            f"127.0.0.1:{port}",
-            "app:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    with open(tmp_path / "gunicorn.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}", "app:create_app()"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until_healthy(base, process, tmp_path / "gunicorn.log")
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def wait_until_healthy(base: str, process, log_path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
     while True:
         try:
-            if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
+            if requests.get(base + "/healthz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            pytest.fail("gunicorn did not start:\n" + (tmp_path / "gunicorn.log").read_text())
+            pytest.fail("gunicorn did not start:\n" + log_path.read_text())
         time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
 
 
 def csrf(html: str) -> str:
