@@ -8,7 +8,8 @@ from flask import current_app
 
 from . import keys
 from .jwt import InvalidTokenError
-from .models import OAuthSession, User
+from .models import OAuthSession, RevokedAccessToken, User
+from .security import lookup_key
 
 
 @dataclass
@@ -25,16 +26,20 @@ class VerifiedToken:
 def verify_access_token(token: str) -> VerifiedToken:
     """The token's claims when it is live; raises InvalidTokenError otherwise.
 
-    A user token dies with its OAuth session (revoked grant, reuse detection, code replay) and
-    with its user (deleted or disabled), not only at ``exp``.
+    A user token dies with its OAuth session (revoked grant, reuse detection, code replay),
+    with its user (deleted or disabled) and when its ``jti`` is denylisted (RFC 7009), not
+    only at ``exp``.
     """
     if not token or len(token) > 16384:
         raise InvalidTokenError("malformed token")
     claims = keys.verify_jwt(token, typ="at+jwt")
     if claims.get("iss") != current_app.config["ISSUER"]:
         raise InvalidTokenError("token from another issuer")
-    revoked = current_app.extensions.get("portcullis.is_jti_revoked")
-    if revoked and revoked(claims.get("jti")):
+    jti = lookup_key(claims.get("jti"))
+    if (
+        jti is not None
+        and RevokedAccessToken.select().where(RevokedAccessToken.jti == jti).exists()
+    ):
         raise InvalidTokenError("token revoked")
     session_id = claims.get("session_id")
     if not session_id:

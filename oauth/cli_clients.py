@@ -1,15 +1,18 @@
-"""``flask clients ...``: register, list, delete OAuth clients and rotate their secrets."""
+"""``flask clients ...``: register, list, delete OAuth clients, rotate secrets, purge unused ones."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 import click
+import peewee
 from flask.cli import AppGroup
 
-from . import clients
-from .models import Client
+from . import audit, clients
+from .db import for_update, write_transaction
+from .models import Client, utcnow
 
 
 class OneLineErrorGroup(AppGroup):
@@ -130,3 +133,46 @@ def clients_rotate_secret(client_id, as_json):
     click.echo(f"New secret for client {client.name}.")
     click.echo(f"client_id:      {client.client_id}")
     _echo_secret(secret)
+
+
+def unused_dynamic_clients(unused_days: int) -> list[Client]:
+    """Dynamically registered clients not used (or, never used, not created) for ``unused_days``."""
+    cutoff = utcnow() - dt.timedelta(days=unused_days)
+    last_seen = peewee.fn.COALESCE(Client.last_used_at, Client.created_at)
+    query = (
+        Client.select()
+        .where((Client.registration_type == "dynamic") & (last_seen < cutoff))
+        .order_by(Client.created_at, Client.client_id)
+    )
+    return list(for_update(query))
+
+
+@clients_cli.command("purge")
+@click.option(
+    "--unused-days",
+    required=True,
+    type=click.IntRange(min=1),
+    help="Delete dynamically registered clients unused for this many days.",
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+def clients_purge(unused_days, dry_run):
+    """Delete self-registered clients that went unused; manual clients are never purged."""
+    if dry_run:
+        stale = unused_dynamic_clients(unused_days)
+        click.echo(f"Would purge {len(stale)} unused dynamically registered client(s).")
+        for client in stale:
+            last = client.last_used_at or client.created_at
+            click.echo(f"{client.client_id}  {client.name}  (last seen {last:%Y-%m-%d})")
+        return
+    with write_transaction():
+        # Locked by the deleting transaction: no token request marks a client used mid-purge.
+        stale = unused_dynamic_clients(unused_days)
+        for client in stale:
+            clients.delete_client(client)
+            audit.record(
+                "client.purged",
+                client_id=client.client_id,
+                registration_type="dynamic",
+                unused_days=unused_days,
+            )
+    click.echo(f"Purged {len(stale)} unused dynamically registered client(s).")

@@ -21,7 +21,7 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from flask import current_app
 
-from . import audit, tokens
+from . import audit, clients, tokens
 from .db import for_update
 from .models import AuthorizationRequest, Consent, OAuthSession, RefreshToken, User, utcnow
 from .scopes import parse as parse_scope
@@ -128,6 +128,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         Consent.update(last_used_at=utcnow()).where(
             (Consent.user == user) & (Consent.client == client)
         ).execute()
+        clients.touch_last_used(client)
         audit.record(
             "token.issued",
             user_id=user.id,
@@ -193,6 +194,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         Consent.update(last_used_at=utcnow()).where(
             (Consent.user == user) & (Consent.client == client)
         ).execute()
+        clients.touch_last_used(client)
         audit.record(
             "token.issued", user_id=user.id, client_id=client.client_id, grant_type="refresh_token"
         )

@@ -25,3 +25,30 @@ def form_email_key() -> str:
 def failed(response) -> bool:
     """Count a hit only when the attempt failed (a successful sign-in redirects)."""
     return response.status_code not in (301, 302, 303)
+
+
+def client_auth_limit() -> str:
+    from flask import current_app
+
+    return current_app.config["CLIENT_AUTH_RATE_LIMIT"]
+
+
+def client_id_key() -> str:
+    """The client a request claims to be (Basic header or form), for per-client limits."""
+    from authlib.oauth2.rfc6749.util import extract_basic_authorization
+
+    client_id, _ = extract_basic_authorization(request.headers)
+    return "client:" + str(client_id or request.form.get("client_id") or "-")[:64]
+
+
+def client_auth_failed(response) -> bool:
+    """Count only failed client authentications (401): successful token requests are never limited."""
+    return response.status_code == 401
+
+
+def limit_failed_client_auth(view):
+    """Per-IP and per-client limits on failed client authentication."""
+    view = limiter.limit(client_auth_limit, deduct_when=client_auth_failed)(view)
+    return limiter.limit(client_auth_limit, key_func=client_id_key, deduct_when=client_auth_failed)(
+        view
+    )

@@ -173,3 +173,29 @@ def test_auth0_documentation_example_end_to_end(auth0_example_app):
     claims = decode_jwt_unverified(body["access_token"])[1]
     assert claims["https://foo.com/claim"] == "bar"
     assert claims["scope"] == "read:things extra"
+
+
+def test_failed_client_authentication_is_rate_limited(make_app):
+    app = make_app(CLIENT_AUTH_RATE_LIMIT="3 per minute")
+    client_id, secret = setup_m2m(app)
+    http = app.test_client()
+    for _ in range(5):  # successes are never counted
+        assert cc_token(http, client_id, secret, audience=API).status_code == 200
+    codes = [cc_token(http, client_id, "wrong", audience=API).status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    limited = cc_token(http, client_id, secret, audience=API)
+    assert limited.status_code == 429  # the attacked client waits too, the window is short
+    assert limited.get_json()["error"]
+    other_id, other_secret = setup_m2m(app, name="Other")
+    assert (
+        cc_token(app.test_client(), other_id, other_secret, audience=API).status_code == 429
+    )  # same IP
+
+
+def test_client_auth_limits_can_be_switched_off(make_app):
+    app = make_app(CLIENT_AUTH_RATE_LIMIT="1 per minute", RATELIMIT_ENABLED=False)
+    client_id, secret = setup_m2m(app)
+    http = app.test_client()
+    assert [cc_token(http, client_id, "wrong", audience=API).status_code for _ in range(3)] == [
+        401
+    ] * 3

@@ -11,6 +11,7 @@ from ..hooks import TokenDenied
 from ..jwt import InvalidTokenError
 from ..plugins import PluginError
 from ..plugins import host as plugin_host
+from ..ratelimit import limit_failed_client_auth
 from ..server import authorization_server
 
 bp = Blueprint("api", __name__, url_prefix="/oauth")
@@ -34,6 +35,7 @@ def oauth_error(status: int, error: str, description: str, headers: dict | None 
 
 
 @bp.route("/token", methods=["POST"])
+@limit_failed_client_auth
 def token():
     # One transaction: a refused or failing plugin rolls everything back (no code consumed,
     # no refresh token rotated); OAuth errors are answers, and what they recorded is kept.
