@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import audit
 from .db import write_transaction
 from .models import Client, utcnow
 from .redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
@@ -179,10 +180,12 @@ def create_client(
     logo_uri: str = "",
     registration_type: str = "manual",
     metadata: dict | None = None,
+    actor_id: str | None = None,
 ) -> tuple[Client, str | None]:
     """Register a client. Returns it with its plaintext secret (None for a public client).
 
     The secret is shown once: only its SHA-256 is stored. Nothing is written on ClientError.
+    ``actor_id`` (the admin user doing it, if any) goes into the audit event.
     """
     name = _clean_name(name)
     redirect_uris = _clean_redirect_uris(redirect_uris)
@@ -219,6 +222,16 @@ def create_client(
     )
     with write_transaction():
         client.save(force_insert=True)
+        audit.record(
+            "client.created",
+            user_id=actor_id,
+            client_id=client.client_id,
+            name=name,
+            client_type="public" if public else "confidential",
+            registration_type=registration_type,
+            redirect_uris=redirect_uris,
+            grant_types=grant_types,
+        )
     return client, secret
 
 
@@ -237,8 +250,11 @@ def list_clients() -> list[Client]:
     return list(Client.select().order_by(Client.created_at, Client.client_id))
 
 
-def _apply(client: Client, changes: dict[str, Any]) -> None:
-    """Write ``changes`` (field name -> value) to the client's row and the instance."""
+def _apply(
+    client: Client, changes: dict[str, Any], event: str, actor_id: str | None, **details: Any
+) -> None:
+    """Write ``changes`` (field name -> value) to the client's row and the instance, and audit
+    ``event`` in the same transaction."""
     changes = {**changes, "updated_at": utcnow()}
     with write_transaction():
         updated = (
@@ -246,22 +262,24 @@ def _apply(client: Client, changes: dict[str, Any]) -> None:
             .where(Client.client_id == client.client_id)
             .execute()
         )
+        if updated:
+            audit.record(event, user_id=actor_id, client_id=client.client_id, **details)
     if not updated:
         raise _metadata_error(f"client {client.client_id} no longer exists")
     for key, value in changes.items():
         setattr(client, key, value)
 
 
-def rotate_secret(client: Client) -> str:
+def rotate_secret(client: Client, *, actor_id: str | None = None) -> str:
     """Give a confidential client a new secret (the old one stops working at once)."""
     if client.is_public:
         raise _metadata_error("public clients have no secret")
     secret = random_token(SECRET_BYTES)
-    _apply(client, {"client_secret_hash": sha256_hex(secret)})
+    _apply(client, {"client_secret_hash": sha256_hex(secret)}, "client.secret_rotated", actor_id)
     return secret
 
 
-def update_client(client: Client, **fields: Any) -> Client:
+def update_client(client: Client, *, actor_id: str | None = None, **fields: Any) -> Client:
     """Change a client's metadata with the same rules as ``create_client``.
 
     Accepts name, redirect_uris, grant_types, client_uri, logo_uri, metadata and
@@ -293,14 +311,17 @@ def update_client(client: Client, **fields: Any) -> Client:
         changes.get("token_endpoint_auth_method", client.token_endpoint_auth_method),
     )
     if changes:
-        _apply(client, changes)
+        _apply(client, changes, "client.updated", actor_id, fields=sorted(changes))
     return client
 
 
-def delete_client(client: Client) -> None:
+def delete_client(client: Client, *, actor_id: str | None = None) -> None:
     """Delete a client and every row that belongs to it (codes, consents, sessions, tokens)."""
     with write_transaction():
         client.delete_instance(recursive=True)
+        audit.record(
+            "client.deleted", user_id=actor_id, client_id=client.client_id, name=client.name
+        )
 
 
 def touch_last_used(client: Client, *, min_interval: float = 60) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
 
-from . import jwt
+from . import audit, jwt
 from .config import ConfigError
 from .db import connection, database, is_sqlite, write_transaction
 from .models import SigningKey, utcnow
@@ -286,27 +286,36 @@ def _rotate_locked(alg: str | None) -> SigningKey:
     return key
 
 
-def add_key(alg: str | None = None) -> SigningKey:
+def add_key(alg: str | None = None, *, actor_id: str | None = None) -> SigningKey:
     """Create a standby key: published in the JWKS before it ever signs."""
     alg = _check_alg(alg) if alg else _default_alg()
     with _key_lock():
         key = _new_key(alg, STANDBY, utcnow())
+        audit.record("key.added", user_id=actor_id, kid=key.kid, alg=key.alg)
     _cache().invalidate()
     return key
 
 
-def rotate(alg: str | None = None) -> SigningKey:
+def rotate(alg: str | None = None, *, actor_id: str | None = None) -> SigningKey:
     """Make the oldest standby key (of ``alg``, when given) current, or a new key; the old one
     becomes previous. Takes effect at once here, and in other processes within the cache time."""
     if alg:
         _check_alg(alg)
     with _key_lock():
+        old = SigningKey.select(SigningKey.kid).where(SigningKey.state == CURRENT).first()
         key = _rotate_locked(alg or None)
+        audit.record(
+            "key.rotated",
+            user_id=actor_id,
+            kid=key.kid,
+            alg=key.alg,
+            previous_kid=old.kid if old else None,
+        )
     _cache().invalidate()
     return key
 
 
-def revoke(kid: str) -> SigningKey:
+def revoke(kid: str, *, actor_id: str | None = None) -> SigningKey:
     """Unpublish a standby or previous key; tokens it signed stop verifying."""
     with _key_lock():
         key = SigningKey.get_or_none(SigningKey.kid == kid)
@@ -322,6 +331,7 @@ def revoke(kid: str) -> SigningKey:
             # The private half has no use any more; do not keep it lying around.
             key.private_pem = ""
             key.save()
+            audit.record("key.revoked", user_id=actor_id, kid=key.kid, alg=key.alg)
     _cache().invalidate()
     return key
 

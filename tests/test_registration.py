@@ -37,12 +37,8 @@ def error_of(response) -> tuple[int, str]:
 
 
 def dynamic_event(event_type: str) -> AuditEvent:
-    """The one audit event of this type recorded by the registration endpoints."""
-    events = [
-        event
-        for event in AuditEvent.select().where(AuditEvent.event_type == event_type)
-        if event.details.get("registration_type") == "dynamic"
-    ]
+    """The one audit event of this type (recorded once, by the client service)."""
+    events = list(AuditEvent.select().where(AuditEvent.event_type == event_type))
     assert len(events) == 1, events
     return events[0]
 
@@ -117,7 +113,7 @@ def test_public_registration_end_to_end(reg_app, http):
         assert row.is_public and row.client_secret_hash is None
         assert row.registration_access_token_hash == sha256_hex(info["registration_access_token"])
         assert row.metadata["software_id"] == "mcp-inspector"
-        event = dynamic_event("client.registered")
+        event = dynamic_event("client.created")
         assert event.client_id == client_id
         for recorded in AuditEvent.select():
             assert info["registration_access_token"] not in str(recorded.details)

@@ -28,6 +28,7 @@ def register_blueprints(app: Flask) -> None:
 NAV = [
     ("settings.apps", "Apps", False),
     ("settings.profile", "Profile", False),
+    ("settings.security", "Security", False),
     ("admin.index", "Admin", True),
 ]
 

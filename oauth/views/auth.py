@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, logout_user
 
-from .. import accounts
+from .. import accounts, audit
+from ..db import write_transaction
 from ..forms import ConfirmForm, LoginForm, SignupForm
 from ..login import sign_in
 from ..ratelimit import failed, form_email_key, limiter
@@ -45,11 +56,25 @@ def login():
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is not None:
             sign_in(user)
+            with write_transaction():
+                audit.record("login.succeeded", user_id=user.id, method="pwd")
             return redirect(next_path)
+        _record_failed_login(form.email.data)
         flash("Invalid email or password.", "error")
     elif request.method == "POST":
         flash("Enter your email and password.", "error")
     return render_template("login.html", form=form, next_path=next_path)
+
+
+def _record_failed_login(email: str) -> None:
+    """Audit a refused sign-in: the attempted email (never the password), the account if any."""
+    attempted = accounts.normalise_email(email)[:320]
+    known = accounts.find_by_email(attempted)
+    details = {"email": attempted}
+    if known is not None and known.disabled:
+        details["reason"] = "disabled"
+    with write_transaction():
+        audit.record("login.failed", user_id=known.id if known else None, **details)
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -70,6 +95,8 @@ def signup():
             flash(str(error), "error")
         else:
             sign_in(user)
+            with write_transaction():
+                audit.record("signup", user_id=user.id)
             flash("Welcome! Your account is ready.", "success")
             return redirect(next_path)
     return render_template("signup.html", form=form, next_path=next_path), (
@@ -82,9 +109,10 @@ def logout():
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
+    if current_user.is_authenticated:
+        with write_transaction():
+            audit.record("logout", user_id=current_user.id)
     logout_user()
-    from flask import session
-
     session.clear()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))

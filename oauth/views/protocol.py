@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
-from .. import audit, clients
+from .. import clients
 from ..clients import ClientError
 from ..db import write_transaction
 from ..endpoints import IntrospectionEndpoint, RevocationEndpoint
@@ -160,12 +160,6 @@ def register():
             Client.update(registration_access_token_hash=sha256_hex(token)).where(
                 Client.client_id == client.client_id
             ).execute()
-            audit.record(
-                "client.registered",
-                client_id=client.client_id,
-                registration_type="dynamic",
-                token_endpoint_auth_method=client.token_endpoint_auth_method,
-            )
     except ClientError as error:
         return oauth_error(400, error.error, error.message)
     return _no_store(_client_document(client, secret=secret, token=token), 201)
@@ -208,8 +202,7 @@ def client_configuration(client_id: str):
         return _no_store(_client_document(client, token=token), 200)
     if request.method == "DELETE":
         with write_transaction():
-            clients.delete_client(client)
-            audit.record("client.deleted", client_id=client_id, registration_type="dynamic")
+            clients.delete_client(client)  # audited by the client service
         response = Response(status=204)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -231,5 +224,4 @@ def _update(client: Client, body: dict) -> None:
     kept = {k: v for k, v in (client.metadata or {}).items() if k not in EXTRA_FIELDS}
     fields["metadata"] = {**kept, **fields["metadata"]}
     with write_transaction():
-        clients.update_client(client, **fields)
-        audit.record("client.updated", client_id=client.client_id, registration_type="dynamic")
+        clients.update_client(client, **fields)  # audited by the client service

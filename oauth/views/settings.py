@@ -1,24 +1,29 @@
-"""The signed-in user's own pages."""
+"""The signed-in user's own pages: profile, security, authorized apps."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 from flask_login import current_user, login_required
 
-from .. import accounts, passwords
-from ..forms import PasswordChangeForm, ProfileForm
+from .. import accounts, audit, passwords, user_grants
+from ..clients import get_client
+from ..db import write_transaction
+from ..forms import ConfirmForm, PasswordChangeForm, ProfileForm
 from ..login import sign_in
 from ..models import User
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 
+def _user() -> User:
+    return current_user._get_current_object()
+
+
 @bp.route("/profile", methods=["GET", "POST"])
 @login_required
 def profile():
-    user: User = current_user._get_current_object()
+    user = _user()
     form = ProfileForm(obj=user)
-    password_form = PasswordChangeForm()
     if form.validate_on_submit():
         user.name = (form.name.data or "").strip()
         user.phone = (form.phone.data or "").strip()
@@ -26,14 +31,25 @@ def profile():
         user.save()
         flash("Profile saved.", "success")
         return redirect(url_for("settings.profile"))
-    return render_template("profile.html", form=form, password_form=password_form)
+    return render_template("profile.html", form=form)
+
+
+def _security_page(password_form: PasswordChangeForm, status: int = 200):
+    return render_template(
+        "security.html", password_form=password_form, sign_out_form=ConfirmForm()
+    ), status
+
+
+@bp.route("/security")
+@login_required
+def security():
+    return _security_page(PasswordChangeForm())
 
 
 @bp.route("/password", methods=["POST"])
 @login_required
 def change_password():
-    user: User = current_user._get_current_object()
-    form = ProfileForm(obj=user, formdata=None)
+    user = _user()
     password_form = PasswordChangeForm()
     if password_form.validate_on_submit():
         if not passwords.verify_password(user.password_hash, password_form.current_password.data):
@@ -46,5 +62,42 @@ def change_password():
             else:
                 sign_in(user)  # the epoch moved: keep this browser, end every other session
                 flash("Password changed. Other sessions were signed out.", "success")
-                return redirect(url_for("settings.profile"))
-    return render_template("profile.html", form=form, password_form=password_form), 400
+                return redirect(url_for("settings.security"))
+    return _security_page(password_form, 400)
+
+
+@bp.route("/security/sign-out-others", methods=["POST"])
+@login_required
+def sign_out_others():
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    user_id = _user().id
+    with write_transaction():
+        User.update(session_epoch=User.session_epoch + 1).where(User.id == user_id).execute()
+        audit.record("sessions.signed_out_others", user_id=user_id)
+    user = User.get_by_id(user_id)
+    # Signing in again is not a new authentication: keep when and how the user last proved it
+    # (OIDC auth_time/amr), or max_age checks would be fooled.
+    kept = {key: session[key] for key in ("login_at", "auth_time", "amr") if key in session}
+    sign_in(user)
+    session.update(kept)
+    flash("Every other session was signed out.", "success")
+    return redirect(url_for("settings.security"))
+
+
+@bp.route("/apps")
+@login_required
+def apps():
+    return render_template("apps.html", grants=user_grants.list_user_grants(_user()))
+
+
+@bp.route("/apps/<client_id>/revoke", methods=["POST"])
+@login_required
+def revoke_app(client_id: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    client = get_client(client_id)
+    if client is None or not user_grants.revoke_user_grant(_user(), client):
+        abort(404)
+    flash(f"Access for {client.name} was revoked.", "success")
+    return redirect(url_for("settings.apps"))

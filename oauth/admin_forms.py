@@ -1,0 +1,123 @@
+"""flask-wtf forms of the admin pages (every one carries ``csrf_token``)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
+from wtforms.validators import DataRequired, Length, Optional
+
+from .clients import DEFAULT_GRANT_TYPES, GRANT_TYPES, MAX_NAME_LENGTH, MAX_URI_LENGTH
+from .jwt import SUPPORTED_ALGS
+
+try:
+    from wtforms import SelectChoice
+except ImportError:  # WTForms < 3.3 takes (value, label) tuples
+
+    def SelectChoice(value: str, label: str | None = None):  # noqa: N802
+        return (value, value if label is None else label)
+
+
+def choice(value: str, label: str | None = None):
+    """One option of a select or checkbox list."""
+    return SelectChoice(value, label)
+
+
+GRANT_TYPE_LABELS = {
+    "authorization_code": "Authorization code (users sign in)",
+    "refresh_token": "Refresh token",
+    "client_credentials": "Client credentials (machine to machine)",
+}
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A list of checkboxes (one per choice) instead of a multi-select box."""
+
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+def lines(text: str | None) -> list[str]:
+    """Non-empty stripped lines of a textarea."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+class ClientForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=MAX_NAME_LENGTH)])
+    redirect_uris = TextAreaField(
+        "Redirect URIs", description="One per line.", render_kw={"rows": 3}
+    )
+    grant_types = MultiCheckboxField(
+        "Grant types",
+        choices=[choice(g, GRANT_TYPE_LABELS[g]) for g in GRANT_TYPES],
+        default=list(DEFAULT_GRANT_TYPES),
+    )
+    client_uri = StringField(
+        "Site (client_uri)", validators=[Optional(), Length(max=MAX_URI_LENGTH)]
+    )
+    logo_uri = StringField(
+        "Logo URL (logo_uri)", validators=[Optional(), Length(max=MAX_URI_LENGTH)]
+    )
+
+
+class ClientCreateForm(ClientForm):
+    public = BooleanField(
+        "Public client (single-page or native app: no secret, PKCE only)", default=False
+    )
+
+
+class ClientEditForm(ClientForm):
+    metadata = TextAreaField(
+        "Metadata (JSON object)",
+        description="Free-form; plugins see it as client.metadata.",
+        render_kw={"rows": 4, "spellcheck": "false", "class": "mono"},
+    )
+
+
+class UserEditForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=200)])
+    phone = StringField("Phone", validators=[Optional(), Length(max=40)])
+    app_metadata = TextAreaField(
+        "app_metadata (JSON object)",
+        description="Set by administrators; users cannot change it. In every access token.",
+        render_kw={"rows": 5, "spellcheck": "false"},
+    )
+    user_metadata = TextAreaField(
+        "user_metadata (JSON object)",
+        description="The user's own data. In every access token.",
+        render_kw={"rows": 5, "spellcheck": "false"},
+    )
+
+
+class KeyForm(FlaskForm):
+    alg = SelectField(
+        "Algorithm",
+        choices=[choice("", "Default")] + [choice(alg) for alg in SUPPORTED_ALGS],
+        default="",
+        validate_choice=True,
+    )
+
+
+class ApiForm(FlaskForm):
+    identifier = StringField(
+        "Identifier (audience)",
+        validators=[DataRequired(), Length(max=2048)],
+        description="A URL or URN, e.g. https://api.example.com; it cannot be changed later.",
+    )
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    scopes = TextAreaField(
+        "Scopes",
+        description="One per line: value or value=description, e.g. read:orders=Read orders.",
+        render_kw={"rows": 4, "spellcheck": "false"},
+    )
+
+
+class ClientGrantForm(FlaskForm):
+    client_id = SelectField("Client", validators=[DataRequired()], validate_choice=True)
+    scopes = MultiCheckboxField("Scopes", validate_choice=True)

@@ -1,0 +1,81 @@
+"""A user's authorized applications ("user grants"): list them, revoke one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from . import audit, tokens
+from .db import for_update, write_transaction
+from .models import AuthorizationRequest, Client, Consent, OAuthSession, User
+from .scopes import describe
+
+
+@dataclass(frozen=True)
+class UserGrant:
+    """One application the user has authorized, ready to show."""
+
+    client: Client
+    scopes: list[tuple[str, str]]  # (scope, plain words)
+    granted_at: dt.datetime
+    last_used_at: dt.datetime | None
+
+
+def list_user_grants(user: User) -> list[UserGrant]:
+    """Every application ``user`` has consented to, most recently authorized first."""
+    query = (
+        Consent.select(Consent, Client)
+        .join(Client)
+        .where(Consent.user == user)
+        .order_by(Consent.created_at.desc(), Client.name)
+    )
+    return [
+        UserGrant(
+            client=consent.client,
+            scopes=describe(list(consent.scopes or [])),
+            granted_at=consent.created_at,
+            last_used_at=consent.last_used_at,
+        )
+        for consent in query
+    ]
+
+
+def revoke_user_grant(user: User, client: Client) -> bool:
+    """Withdraw ``user``'s consent to ``client`` and end every token family it issued.
+
+    Returns False (and changes nothing) when there was no grant. Refresh tokens are deleted,
+    access tokens of the revoked sessions stop being accepted, and codes issued but not yet
+    exchanged are voided; the next authorization asks for consent again.
+    """
+    with write_transaction():
+        consent = for_update(
+            Consent.select().where((Consent.user == user) & (Consent.client == client))
+        ).first()
+        if consent is None:
+            return False
+        consent.delete_instance()
+        sessions = list(
+            for_update(
+                OAuthSession.select().where(
+                    (OAuthSession.user == user)
+                    & (OAuthSession.client == client)
+                    & OAuthSession.revoked_at.is_null()
+                )
+            )
+        )
+        for session in sessions:
+            tokens.revoke_session(session, "revoked_by_user")
+        # A code approved a moment ago would otherwise still buy a fresh token family.
+        AuthorizationRequest.update(status="denied").where(
+            (AuthorizationRequest.user == user)
+            & (AuthorizationRequest.client == client)
+            & (AuthorizationRequest.status == "approved")
+        ).execute()
+        audit.record(
+            "grant.revoked",
+            user_id=user.id,
+            client_id=client.client_id,
+            scopes=list(consent.scopes or []),
+            sessions_revoked=len(sessions),
+        )
+    return True
