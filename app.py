@@ -37,7 +37,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     server.init_app(app)
     views.register_blueprints(app)
     cli.init_app(app)
+    app.after_request(_security_headers)
     return app
+
+
+def _security_headers(response):
+    """No framing (clickjacking of the consent page), no MIME sniffing, no referrer leaks."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
 
 
 def _close_database(app: Flask) -> None:

@@ -7,6 +7,7 @@ redirected); afterwards they go back to the client with ``error``, ``state`` and
 from __future__ import annotations
 
 import datetime as dt
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -161,6 +162,8 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
         if not parts.scheme or parts.fragment or "#" in resource or len(resource) > 2048:
             fail("invalid_target", "resource must be an absolute URI without a fragment.")
 
+    if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
+        purge_expired_requests()
     request_row = AuthorizationRequest.create(
         id=random_token(24),
         client=client,
@@ -178,6 +181,15 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
         expires_at=utcnow() + dt.timedelta(seconds=int(current_app.config["AUTHORIZATION_TTL"])),
     )
     return request_row
+
+
+def purge_expired_requests(older_than: dt.timedelta = dt.timedelta(days=1)) -> int:
+    """Forget authorization requests (and their codes) a day after they expired.
+
+    Anyone can create rows here by visiting /oauth/authorize, so they must not pile up.
+    """
+    cutoff = utcnow() - older_than
+    return AuthorizationRequest.delete().where(AuthorizationRequest.expires_at < cutoff).execute()
 
 
 # --- deciding -----------------------------------------------------------------------------

@@ -249,3 +249,26 @@ def test_unknown_authorization_id(flow):
     signed_in(flow)
     assert flow.browser.get("/oauth/consent?authorization_id=nope").status_code == 400
     assert flow.browser.get("/oauth/consent?authorization_id=a%00b").status_code == 400
+
+
+def test_pages_cannot_be_framed(flow):
+    signed_in(flow)
+    _, page = flow.consent_page(flow.authorize())
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_expired_requests_are_purged(flow, app):
+    from oauth.authorization import purge_expired_requests
+
+    flow.authorize()
+    fresh = flow.authorize()
+    assert fresh.status_code == 302
+    with app.app_context():
+        first = AuthorizationRequest.select().order_by(AuthorizationRequest.created_at).first()
+        AuthorizationRequest.update(expires_at=utcnow() - dt.timedelta(days=2)).where(
+            AuthorizationRequest.id == first.id
+        ).execute()
+        assert purge_expired_requests() == 1
+        assert AuthorizationRequest.select().count() == 1

@@ -126,3 +126,16 @@ def test_jwks(client):
     (key,) = response.get_json()["keys"]
     assert key["use"] == "sig" and key["alg"] == "ES256" and key["kid"]
     assert "d" not in key
+
+
+def test_protocol_endpoints_allow_browser_apps(client):
+    preflight = client.options(
+        "/oauth/token",
+        headers={"Origin": "https://spa.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    response = client.post("/oauth/token", data={"grant_type": "refresh_token"})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert client.get("/.well-known/jwks.json").headers["Access-Control-Allow-Origin"] == "*"

@@ -25,6 +25,18 @@ JSON_PATHS = (
 )
 
 
+@bp.after_request
+def _cors(response):
+    """Browser apps (SPAs with PKCE) call these endpoints cross-origin. No cookies are involved:
+    clients authenticate with their own credentials or bearer tokens, so any origin may call."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
 def oauth_error(status: int, error: str, description: str, headers: dict | None = None):
     response = jsonify(error=error, error_description=description)
     response.status_code = status
