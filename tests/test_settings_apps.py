@@ -163,8 +163,9 @@ def test_security_page_has_the_password_form_and_sign_out(auth, client):
     assert 'action="/settings/security/sign-out-others"' in html
     assert "Sign out of other sessions" in html
     assert 'href="/settings/security"' in html  # in the navigation
+    # DESIGN.md: the profile page covers name, phone and password
     profile = client.get("/settings/profile").get_data(as_text=True)
-    assert 'name="current_password"' not in profile
+    assert 'name="current_password"' in profile and 'action="/settings/password"' in profile
 
 
 def test_password_change_from_the_security_page(app, auth, client):

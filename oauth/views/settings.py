@@ -31,7 +31,7 @@ def profile():
         user.save()
         flash("Profile saved.", "success")
         return redirect(url_for("settings.profile"))
-    return render_template("profile.html", form=form)
+    return render_template("profile.html", form=form, password_form=PasswordChangeForm())
 
 
 def _security_page(password_form: PasswordChangeForm, status: int = 200):
