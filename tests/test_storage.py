@@ -103,3 +103,16 @@ def test_healthz_reports_a_dead_database(app, client, tmp_path):
         database.initialize(real)
     assert response.status_code == 503
     assert response.get_json()["status"] == "unavailable"
+
+
+def test_livez_needs_no_database(app, client):
+    broken = peewee.SqliteDatabase("/nonexistent-folder/db.sqlite")
+    real = database.obj
+    database.initialize(broken)
+    try:
+        response = client.get("/livez")
+    finally:
+        database.initialize(real)
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "ok"
+    assert response.mimetype == "text/plain"

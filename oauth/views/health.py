@@ -1,15 +1,26 @@
-"""Liveness with a database round trip."""
+"""Health endpoints: ``/livez`` (process liveness, no I/O) and ``/healthz`` (with a database round trip)."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from ..db import database
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
+
+
+@bp.route("/livez")
+def livez():
+    """Liveness probe: ``200 ok`` (text/plain) whenever the worker can answer a request.
+
+    It touches no database, key or plugin, so it is the cheapest route the server has: use it
+    as a liveness probe (restart the process when it fails) and as the baseline of the load
+    benchmark (``benchmarks/run.py``). ``/healthz`` is the readiness check with the database.
+    """
+    return Response("ok", status=200, mimetype="text/plain")
 
 
 @bp.route("/healthz")

@@ -1,0 +1,1044 @@
+"""Load benchmark of the client-credentials token endpoint (``make bench``).
+
+Runs the production server (gunicorn, 2 sync workers) on a throw-away instance folder and
+database, loads it from a separate process with ``wrk`` -- first ``POST /oauth/token``
+(grant_type=client_credentials), then the trivial ``GET /livez`` of the same server as the
+baseline -- prints requests/s, p50/p99 latency, errors and the token/baseline ratio, and
+records them in ``benchmarks/RESULTS.md`` (date, machine, commit). ``--profile`` then times
+the token endpoint in-process (``app.test_client()``, no HTTP server): plain, with light timers
+around its parts (database calls, peewee, JWT signing, Authlib, rate limiter, Flask hooks), and
+under cProfile, and adds a "where the time goes" summary.
+
+    .venv/bin/python benchmarks/run.py [--seconds 10] [--connections 16] [--no-record]
+    .venv/bin/python benchmarks/run.py --database-url postgresql://postgres@127.0.0.1:5432/postgres --profile
+
+This is a measurement, not a test: nothing here (nor in tests/) asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import cProfile
+import datetime as dt
+import io
+import os
+import platform
+import pstats
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+API_IDENTIFIER = "https://api.bench.example"
+API_SCOPES = ["read:things", "write:things"]
+TOKEN_PATH = "/oauth/token"
+BASELINE_PATH = "/livez"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+WORKERS = 2
+WORKER_CLASS = "sync"  # gunicorn's default, as in the README's production command
+REFERENCE = (
+    "For reference (issue): a certified Node.js provider serves about 4,000 client-credentials "
+    "tokens/s on this class of machine, a Flask hello-world route about 5,500 req/s."
+)
+RESULTS_HEADER = f"""# Benchmark results
+
+Recorded by `benchmarks/run.py` (`make bench`; see `benchmarks/README.md`), newest first.
+{REFERENCE}
+
+<!-- new results go below this line -->
+"""
+MARKER = "<!-- new results go below this line -->"
+
+
+class BenchError(Exception):
+    """A set-up or run failure: printed as one message, exit status 1."""
+
+
+# --- small helpers -----------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_wrk() -> str:
+    """The path of wrk, installing Debian's package when it is missing (as root or with sudo)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0:
+        command = ["apt-get", "install", "-y", "wrk"]
+    elif (
+        shutil.which("sudo")
+        and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0
+    ):
+        command = ["sudo", "-n", "apt-get", "install", "-y", "wrk"]
+    else:
+        raise BenchError(
+            "wrk is not installed and this user cannot install it (not root, no password-less "
+            "sudo). Install it with `sudo apt-get install wrk` (Debian/Ubuntu) and run again."
+        )
+    log("wrk is missing: " + " ".join(command))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(command, env=env).returncode != 0:
+        # A fresh container may have no package lists yet.
+        subprocess.run(command[:-3] + ["update"], env=env)
+        subprocess.run(command, env=env)
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchError(
+            "could not install wrk (apt-get install -y wrk failed); install it and run again"
+        )
+    return found
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + ("+dirty" if dirty else "")
+
+
+def machine_info() -> dict[str, str]:
+    cpu = "unknown CPU"
+    memory = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        nproc = str(os.cpu_count())
+    try:
+        banner = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()
+        wrk_version = banner[1] if len(banner) > 1 else "?"
+    except OSError:
+        wrk_version = "?"
+    from importlib.metadata import version
+
+    return {
+        "nproc": nproc,
+        "cpu": cpu,
+        "memory": memory,
+        "kernel": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "gunicorn": version("gunicorn"),
+        "wrk": wrk_version,
+    }
+
+
+# --- database ----------------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    kind: str  # "sqlite" or "postgresql"
+    url: str
+    admin_url: str | None = None
+    name: str | None = None
+
+    def drop(self) -> None:
+        if self.kind != "postgresql" or not self.name:
+            return
+        import psycopg
+
+        try:
+            with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            log(f"dropped PostgreSQL database {self.name}")
+        except psycopg.Error as error:
+            print(f"bench: warning: could not drop database {self.name}: {error}", file=sys.stderr)
+        self.name = None
+
+
+def make_database(args, workdir: Path) -> Database:
+    if not args.database_url:
+        path = workdir / "instance" / "portcullis.db"
+        return Database("sqlite", f"sqlite:///{path}")  # path is absolute: sqlite:////tmp/...
+    parts = urlsplit(args.database_url)
+    if parts.scheme.split("+")[0] not in ("postgres", "postgresql"):
+        raise BenchError(
+            f"--database-url: only postgresql://... is supported (SQLite is the default), got {parts.scheme!r}"
+        )
+    import psycopg
+
+    name = f"portcullis_bench_{os.getpid()}"
+    admin_url = args.pg_admin_url
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as error:
+        raise BenchError(
+            f"cannot create database {name} via {admin_url}: {error}".strip()
+        ) from None
+    log(f"created PostgreSQL database {name}")
+    # The server named by --database-url, with our own database instead of the one in the URL.
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    return Database("postgresql", url, admin_url=admin_url, name=name)
+
+
+# --- the instance: client, API, grant ----------------------------------------------------
+
+
+def server_environment(instance: Path, database_url: str, issuer: str) -> dict[str, str]:
+    """This process's environment without developer PORTCULLIS_* settings, plus ours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+    env.update(
+        PORTCULLIS_INSTANCE_PATH=str(instance),
+        PORTCULLIS_DATABASE_URL=database_url,
+        PORTCULLIS_ISSUER=issuer,
+    )
+    return env
+
+
+def use_environment(env: dict[str, str]) -> None:
+    for name in [n for n in os.environ if n.startswith("PORTCULLIS_")]:
+        del os.environ[name]
+    os.environ.update({k: v for k, v in env.items() if k.startswith("PORTCULLIS_")})
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def close_app_database(app) -> None:
+    db = app.extensions.get("portcullis.database")
+    if db is not None:
+        getattr(db, "close_all", db.close)()
+
+
+def set_up_instance() -> tuple[str, str]:
+    """Migrate, create the confidential client, the API and the grant; returns (client_id, secret)."""
+    from app import create_app
+    from oauth.apis import create_api, grant
+    from oauth.clients import create_client
+
+    app = create_app()
+    try:
+        with app.app_context():
+            client, secret = create_client("bench client", [], grant_types=["client_credentials"])
+            api = create_api(API_IDENTIFIER, "Bench API", API_SCOPES)
+            grant(client, api)
+            return client.client_id, secret
+    finally:
+        close_app_database(app)
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"  # RFC 6749 2.3.1
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+TOKEN_FORM = {"grant_type": "client_credentials", "audience": API_IDENTIFIER}
+
+
+# --- the server --------------------------------------------------------------------------
+
+
+class Gunicorn:
+    def __init__(self, port: int, env: dict[str, str], log_path: Path) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self.command = [
+            sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", WORKER_CLASS,
+            "-b", f"127.0.0.1:{port}", "app:create_app()",
+        ]  # fmt: skip
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def wait_healthy(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.base + "/healthz", timeout=5).status_code == 200:
+                    return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("gunicorn did not become healthy:\n" + self.log_path.read_text())
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def check_endpoints(base: str, auth: str) -> None:
+    """One real token request and one baseline request, before any load."""
+    response = requests.post(
+        base + TOKEN_PATH, data=TOKEN_FORM, headers={"Authorization": auth}, timeout=10
+    )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
+        raise BenchError(
+            f"the token endpoint did not issue a token: HTTP {response.status_code}\n{response.text}"
+        )
+    log(f"token endpoint OK: {body.get('token_type')} token, scope {body.get('scope')!r}")
+    response = requests.get(base + BASELINE_PATH, timeout=10)
+    if response.status_code != 200 or response.text != "ok":
+        raise BenchError(
+            f"the baseline {BASELINE_PATH} did not answer 200 ok: HTTP {response.status_code}\n{response.text}"
+        )
+
+
+# --- wrk ---------------------------------------------------------------------------------
+
+
+TOKEN_LUA = """-- written by benchmarks/run.py: POST a client-credentials token request
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = {auth}
+"""
+
+
+def lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class Result:
+    route: str
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    socket_errors: int
+    non_2xx: int
+    raw: str
+    cpu: str = ""
+
+    @property
+    def errors(self) -> int:
+        return self.socket_errors + self.non_2xx
+
+    @property
+    def ok_per_second(self) -> float:
+        return max(self.requests - self.non_2xx, 0) / self.seconds if self.seconds else 0.0
+
+
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def to_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not match:
+        raise BenchError(f"cannot read wrk duration {text!r}")
+    return float(match.group(1)) * UNITS_MS[match.group(2)]
+
+
+def parse_wrk(route: str, output: str) -> Result:
+    def find(pattern: str) -> re.Match:
+        match = re.search(pattern, output, re.MULTILINE)
+        if not match:
+            raise BenchError(f"cannot parse wrk output ({pattern!r}):\n{output}")
+        return match
+
+    total = find(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h)")
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Result(
+        route=route,
+        requests=int(total.group(1)),
+        seconds=to_ms(total.group(2) + total.group(3)) / 1000,
+        rps=float(find(r"^Requests/sec:\s+([\d.]+)").group(1)),
+        p50_ms=to_ms(find(r"^\s+50%\s+(\S+)").group(1)),
+        p99_ms=to_ms(find(r"^\s+99%\s+(\S+)").group(1)),
+        socket_errors=sum(int(n) for n in sockets.groups()) if sockets else 0,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        raw=output,
+    )
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_ticks() -> tuple[int, int, int]:
+    """(busy, steal, total) jiffies of all CPUs since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq
+    return busy, steal, busy + steal + idle + iowait
+
+
+def _processes() -> dict[int, tuple[int, str, int]]:
+    """pid -> (ppid, command name, utime + stime jiffies) of every process."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
+                table[int(entry.name)] = (int(fields[1]), name, int(fields[11]) + int(fields[12]))
+    return table
+
+
+def cpu_busy_now(seconds: float = 1.0) -> float:
+    """How busy the machine is, in % of one CPU, over a short sample."""
+    busy0, _, total0 = _machine_ticks()
+    time.sleep(seconds)
+    busy1, _, total1 = _machine_ticks()
+    return (busy1 - busy0) / max(total1 - total0, 1) * 100 * (os.cpu_count() or 1)
+
+
+class CpuMeter:
+    """Who used the CPUs during a wrk run: gunicorn (master + workers), wrk, the PostgreSQL
+    server, every other process, idle and steal."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.summary = ""
+
+    def __enter__(self) -> CpuMeter:
+        self.machine = _machine_ticks()
+        self.processes = _processes()
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.children = usage.ru_utime + usage.ru_stime
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy0, steal0, total0 = self.machine
+        busy1, steal1, total1 = _machine_ticks()
+        after = _processes()
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk = (usage.ru_utime + usage.ru_stime - self.children) * TICKS  # wrk was waited for
+
+        def used(pid: int) -> int:
+            return after[pid][2] - self.processes.get(pid, (0, "", 0))[2]
+
+        server_tree, todo = set(), [self.server_pid]
+        while todo:
+            pid = todo.pop()
+            server_tree.add(pid)
+            todo += [child for child, (ppid, _, _) in after.items() if ppid == pid]
+        server = sum(used(pid) for pid in server_tree if pid in after)
+        postgres = sum(used(pid) for pid, (_, name, _) in after.items() if name == "postgres")
+        total = max(total1 - total0, 1)
+        cpus = os.cpu_count() or 1
+        busy, steal = busy1 - busy0, steal1 - steal0
+        other = max(busy - server - wrk - postgres, 0)
+
+        def share(ticks: float) -> str:
+            return f"{ticks / total * 100 * cpus:.0f}%"
+
+        parts = [f"gunicorn {share(server)}", f"wrk {share(wrk)}"]
+        if postgres / total * cpus >= 0.01:
+            parts.append(f"PostgreSQL server {share(postgres)}")
+        parts += [f"other processes {share(other)}", f"idle {share(max(total - busy - steal, 0))}"]
+        if steal / total * cpus >= 0.01:
+            parts.append(f"steal {share(steal)}")
+        self.summary = ", ".join(parts)
+
+
+def run_wrk(wrk: str, args, url: str, seconds: int, script: Path | None) -> str:
+    command = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    command.append(url)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def load(wrk: str, args, server: Gunicorn, path: str, script: Path | None) -> Result:
+    url = server.base + path
+    if args.warmup > 0:
+        log(f"warm-up {args.warmup}s: {path}")
+        run_wrk(wrk, args, url, args.warmup, script)
+    log(f"measuring {args.seconds}s: {path}")
+    with CpuMeter(server.process.pid) as cpu:
+        output = run_wrk(wrk, args, url, args.seconds, script)
+    result = parse_wrk(path, output)
+    result.cpu = cpu.summary
+    if args.verbose:
+        print(result.raw)
+    return result
+
+
+def table(token: Result, baseline: Result) -> str:
+    rows = [
+        "| route | req/s | p50 | p99 | errors | ratio to baseline |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for result in (token, baseline):
+        ratio = result.rps / baseline.rps if baseline.rps else 0.0
+        errors = f"{result.errors}"
+        if result.errors:
+            errors += f" ({result.socket_errors} socket, {result.non_2xx} non-2xx)"
+        rows.append(
+            f"| `{'POST' if result is token else 'GET'} {result.route}` | {result.rps:,.0f} | "
+            f"{result.p50_ms:.2f} ms | {result.p99_ms:.2f} ms | {errors} of {result.requests:,} | "
+            f"{ratio:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def cpu_lines(token: Result, baseline: Result) -> str:
+    return (
+        f"CPU during the measured runs (100% = one CPU; {os.cpu_count()} CPUs): "
+        f"token endpoint: {token.cpu}; baseline: {baseline.cpu}."
+    )
+
+
+# --- profile -----------------------------------------------------------------------------
+
+
+class WallClock:
+    """Exclusive wall-clock time of wrapped calls (a wrapped call's time excludes the wrapped
+    calls nested inside it), without a profiler's overhead."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._stack: list[float] = []
+        self._undo: list = []
+
+    def timed(self, function, label):
+        def timed(*args, **kwargs):
+            key = label(*args, **kwargs) if callable(label) else label
+            self._stack.append(0.0)
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                nested = self._stack.pop()
+                self.seconds[key] = self.seconds.get(key, 0.0) + elapsed - nested
+                self.calls[key] = self.calls.get(key, 0) + 1
+                if self._stack:
+                    self._stack[-1] += elapsed
+
+        return timed
+
+    def wrap(self, owner: object, name: str, label) -> None:
+        """Replace ``owner.name`` (an instance, class or module attribute) by a timed version."""
+        had_own = name in getattr(owner, "__dict__", {})
+        original = getattr(owner, name)
+        if had_own and isinstance(owner, type):
+            original = owner.__dict__[name]  # the plain function, not a bound method
+
+        def undo() -> None:
+            if had_own:
+                setattr(owner, name, original)
+            else:
+                delattr(owner, name)
+
+        self._undo.append(undo)
+        setattr(owner, name, self.timed(original, label))
+
+    def wrap_list(self, functions: list, label) -> None:
+        """Replace every function of a list (Flask's hook lists) by a timed version."""
+        saved = list(functions)
+        functions[:] = [self.timed(f, label(f)) for f in saved]
+        self._undo.append(lambda: functions.__setitem__(slice(None), saved))
+
+    def unwrap(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+
+def _statement(sql: str, params=None) -> str:  # noqa: ARG001 - execute_sql's signature
+    match = re.match(
+        r'\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM)\b(?:.*?\bFROM)?\s*"?(\w+)"?', sql, re.I | re.S
+    )
+    if match:
+        verb = match.group(1).split()[0].upper()
+        return f"database: {verb} {match.group(2)}"
+    return "database: " + " ".join(sql.split()[:2])
+
+
+def _hook_name(kind: str):
+    def label(function) -> str:
+        inner = getattr(function, "func", function)  # functools.partial
+        name = getattr(inner, "__qualname__", repr(inner))
+        return f"Flask {kind} hook: {name}"
+
+    return label
+
+
+def instrument(app) -> WallClock:
+    """Time, per request part, what a client-credentials token request does."""
+    import peewee
+
+    import oauth.audit
+    import oauth.client_credentials
+    import oauth.keys
+    from oauth.models import Client
+    from oauth.ratelimit import limiter
+
+    clock = WallClock()
+    db = app.extensions["portcullis.database"]
+    pooled = hasattr(db, "close_all")
+    clock.wrap(db, "connect", f"database: connect ({'from the pool' if pooled else '+ PRAGMAs'})")
+    clock.wrap(db, "close", f"database: close{' (back to the pool)' if pooled else ''}")
+    clock.wrap(db, "begin", "database: BEGIN")
+    clock.wrap(db, "commit", "database: COMMIT")
+    clock.wrap(db, "rollback", "database: ROLLBACK")
+    clock.wrap(db, "execute_sql", _statement)
+    clock.wrap(db, "execute", "peewee: compile the query to SQL")
+    for wrapper in (peewee.ModelObjectCursorWrapper, peewee.ModelCursorWrapper):
+        clock.wrap(wrapper, "process_row", "peewee: rows -> model objects")
+    server = app.extensions["portcullis.authorization_server"]
+    clock.wrap(server, "create_oauth2_request", "Authlib: OAuth2Request from the Flask request")
+    clock.wrap(server, "handle_response", "Authlib: JSON response")
+    clock.wrap(Client, "check_client_secret", "client secret check (SHA-256, constant time)")
+    clock.wrap(limiter, "_check_request_limit", "Flask-Limiter: the token endpoint's limits")
+    plugins = app.extensions["portcullis.plugins"]
+    clock.wrap(plugins, "customize_client_credentials", "plugin hooks (none installed)")
+    clock.wrap(oauth.client_credentials, "finalize_access_claims", "plugin hooks (none installed)")
+    clock.wrap(oauth.audit, "record", "audit.record (Python side)")
+    clock.wrap(oauth.keys, "sign_jwt", "JWT signing (keys.sign_jwt, ES256)")
+    for kind, table in (
+        ("before_request", app.before_request_funcs),
+        ("after_request", app.after_request_funcs),
+        ("teardown", app.teardown_request_funcs),
+        ("teardown", {None: app.teardown_appcontext_funcs}),
+    ):
+        for functions in table.values():
+            clock.wrap_list(functions, _hook_name(kind))
+    clock.wrap(app, "wsgi_app", "the rest: Flask/Werkzeug, Authlib grant logic, claims, ...")
+    return clock
+
+
+# Buckets of the wall-clock parts: the first matching test wins.
+GROUPS = [
+    (
+        "database: open + close the connection",
+        lambda label: label.startswith(("database: connect", "database: close")),
+    ),
+    (
+        "database: BEGIN / COMMIT",
+        lambda label: label.startswith(
+            ("database: BEGIN", "database: COMMIT", "database: ROLLBACK")
+        ),
+    ),
+    (
+        "database: executing the statements (3 SELECTs, 1 INSERT)",
+        lambda label: label.startswith("database:"),
+    ),
+    ("peewee: build SQL + rows -> models", lambda label: label.startswith("peewee:")),
+    ("rate limiter (Flask-Limiter)", lambda label: "Limiter" in label),
+    ("Flask hooks (CSRF, login, headers, teardown)", lambda label: label.startswith("Flask ")),
+    ("JWT signing", lambda label: label.startswith("JWT")),
+    (
+        "Authlib request/response + secret check",
+        lambda label: label.startswith(("Authlib", "client secret")),
+    ),
+    ("audit.record (Python side)", lambda label: label.startswith("audit")),
+    ("plugin hooks", lambda label: label.startswith("plugin")),
+    ("the rest: Flask/Werkzeug dispatch, Authlib grant logic, claims", lambda label: True),
+]
+
+
+# Inclusive buckets: (label, [(file suffix, function name), ...]); cumulative times of entry
+# points, so nested buckets overlap (the database bucket also contains part of client auth).
+INCLUSIVE = [
+    ("whole request inside the WSGI app", [("flask/app.py", "wsgi_app")]),
+    ("token view (transaction + Authlib endpoint)", [("oauth/views/api.py", "token")]),
+    (
+        "Authlib: OAuth2Request from the Flask request",
+        [("authlib/integrations/flask_oauth2/authorization_server.py", "create_oauth2_request")],
+    ),
+    (
+        "client authentication (SELECT client + secret check)",
+        [("authlib/oauth2/rfc6749/grants/base.py", "authenticate_token_endpoint_client")],
+    ),
+    (
+        "API + client grant lookup (2 SELECTs)",
+        [("oauth/apis.py", "get_api"), ("oauth/apis.py", "get_grant")],
+    ),
+    (
+        "plugin hooks (client-credentials + access-token)",
+        [
+            ("oauth/plugins.py", "customize_client_credentials"),
+            ("oauth/tokens.py", "finalize_access_claims"),
+        ],
+    ),
+    ("JWT signing (keys.sign_jwt)", [("oauth/keys.py", "sign_jwt")]),
+    ("audit insert (audit.record)", [("oauth/audit.py", "record")]),
+    ("Flask-Limiter checks", [("flask_limiter/_extension.py", "_check_request_limit")]),
+    ("connection close at teardown", [("oauth/db.py", "_close_connection")]),
+]
+
+# Exclusive buckets: each profiled function's own time goes to the first matching library.
+LIBRARIES = [
+    (
+        "werkzeug test client (not in production)",
+        ("werkzeug/test.py", "flask/testing.py", "benchmarks/run.py"),
+    ),
+    (
+        "database: peewee + driver (sqlite3 / psycopg)",
+        ("peewee.py", "playhouse/", "sqlite3", "psycopg"),
+    ),
+    ("JWT: joserfc + cryptography", ("joserfc/", "cryptography", "_rust")),
+    ("Authlib", ("authlib/",)),
+    ("Flask-Limiter / limits", ("flask_limiter/", "/limits/")),
+    ("Flask-WTF (CSRF) / WTForms", ("flask_wtf/", "wtforms/")),
+    ("Flask-Login", ("flask_login/",)),
+    ("pluggy", ("pluggy/",)),
+    ("Werkzeug", ("werkzeug/",)),
+    ("Flask", ("flask/",)),
+    (
+        "Jinja / MarkupSafe / itsdangerous / blinker",
+        ("jinja2/", "markupsafe", "itsdangerous/", "blinker/"),
+    ),
+    ("Portcullis code (oauth/, app.py)", ("/oauth/", str(ROOT / "app.py"))),
+    ("json", ("json/", "_json")),
+    ("logging", ("logging/",)),
+]
+
+
+def _library(key: tuple[str, int, str]) -> str:
+    filename, _, name = key
+    where = f"{filename} {name}"
+    for label, needles in LIBRARIES:
+        if any(needle in where for needle in needles):
+            return label
+    return "other (stdlib, builtins)"
+
+
+def _cumulative(stats: pstats.Stats, targets: list[tuple[str, str]]) -> float:
+    total = 0.0
+    for (filename, _, name), (_, _, _, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if any(
+            filename.replace("\\", "/").endswith(suffix) and name == func
+            for suffix, func in targets
+        ):
+            total += ct
+    return total
+
+
+def profile_token_endpoint(client_id: str, secret: str, n: int) -> tuple[str, str]:
+    """Time and profile ``n`` token requests in-process; returns (printed report, markdown summary)."""
+    from app import create_app
+
+    app = create_app()
+    client = app.test_client()
+    headers = {"Authorization": basic_auth(client_id, secret)}
+    body = urlencode(TOKEN_FORM)
+    content_type = "application/x-www-form-urlencoded"
+
+    def issue(count: int) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            response = client.post(
+                TOKEN_PATH, data=body, headers=headers, content_type=content_type
+            )
+            if response.status_code != 200:
+                raise BenchError(
+                    f"profile: token request answered {response.status_code}: {response.get_data(as_text=True)}"
+                )
+        return time.perf_counter() - started
+
+    def baseline(count: int) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            client.get(BASELINE_PATH)
+        return time.perf_counter() - started
+
+    try:
+        issue(50)  # first-request costs (key load, lazy imports) are not what we measure
+        baseline(50)
+        plain = issue(n)
+        livez = baseline(n)
+        clock = instrument(app)
+        try:
+            issue(n)
+        finally:
+            clock.unwrap()
+        profiler = cProfile.Profile()
+        profiler.enable()
+        issue(n)
+        profiler.disable()
+    finally:
+        close_app_database(app)
+
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.strip_dirs().sort_stats("cumulative").print_stats(25)
+    stats.sort_stats("tottime").print_stats(25)
+    stats = pstats.Stats(profiler)  # unstripped paths for the buckets
+
+    ms = 1000 / n
+    lines = [
+        f"In-process, one thread, no HTTP server (`app.test_client()`), {n} requests each: "
+        f"the token endpoint takes **{plain * ms:.2f} ms/request** ({n / plain:,.0f} tokens/s on one "
+        f"core), `/livez` {livez * ms:.2f} ms/request.",
+        "",
+        "Where the time goes: wall clock per token request, grouped (light instrumentation, "
+        "no profiler):",
+        "",
+        "| bucket | ms/request | % |",
+        "|---|---:|---:|",
+    ]
+    wall_total = sum(clock.seconds.values()) or 1e-9
+    groups: dict[str, float] = {}
+    for label, seconds in clock.seconds.items():
+        group = next(name for name, test in GROUPS if test(label))
+        groups[group] = groups.get(group, 0.0) + seconds
+    for group, seconds in sorted(groups.items(), key=lambda item: -item[1]):
+        lines.append(f"| {group} | {seconds * ms:.3f} | {seconds / wall_total * 100:.1f} |")
+    lines += [
+        f"| **total inside the WSGI app** | **{wall_total * ms:.3f}** | 100 |",
+        "",
+        "The same, part by part (each row excludes the rows nested in it; parts under 0.2% "
+        "are summed in the last row):",
+        "",
+        "| part | calls/request | ms/request | % |",
+        "|---|---:|---:|---:|",
+    ]
+    small = 0.0
+    for label, seconds in sorted(clock.seconds.items(), key=lambda item: -item[1]):
+        if seconds / wall_total < 0.002:
+            small += seconds
+            continue
+        lines.append(
+            f"| {label} | {clock.calls[label] / n:.1f} | {seconds * ms:.3f} | "
+            f"{seconds / wall_total * 100:.1f} |"
+        )
+    lines += [
+        f"| (smaller parts) | | {small * ms:.3f} | {small / wall_total * 100:.1f} |",
+        "",
+    ]
+
+    app_total = _cumulative(stats, INCLUSIVE[0][1]) or 1e-9
+    profiled_total = stats.total_tt  # type: ignore[attr-defined]
+    lines += [
+        f"cProfile ({n} requests, {profiled_total:.2f} s under the profiler, which inflates "
+        "Python-heavy code): cumulative time of entry points, % of the request inside the WSGI "
+        "app (nested rows overlap):",
+        "",
+        "| entry point | % | ms/request (profiled) |",
+        "|---|---:|---:|",
+    ]
+    for label, targets in INCLUSIVE:
+        seconds = _cumulative(stats, targets)
+        lines.append(f"| {label} | {seconds / app_total * 100:.1f} | {seconds * ms:.3f} |")
+    around = app_total - _cumulative(stats, INCLUSIVE[1][1])
+    lines.append(
+        f"| Flask/Werkzeug + extensions around the view (app minus view) | "
+        f"{around / app_total * 100:.1f} | {around * ms:.3f} |"
+    )
+    by_library: dict[str, float] = {}
+    for key, (_, _, tt, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        by_library[_library(key)] = by_library.get(_library(key), 0.0) + tt
+    lines += [
+        "",
+        "cProfile, own time of every function by library (% of all profiled time, adds up to 100):",
+        "",
+        "| library | % |",
+        "|---|---:|",
+    ]
+    for label, seconds in sorted(by_library.items(), key=lambda item: -item[1]):
+        lines.append(f"| {label} | {seconds / profiled_total * 100:.1f} |")
+    return out.getvalue(), "\n".join(lines)
+
+
+# --- results -----------------------------------------------------------------------------
+
+
+def section(
+    args, db: Database, info: dict[str, str], token: Result, baseline: Result, profile: str | None
+) -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    database = (
+        "SQLite (WAL) file in a temporary folder"
+        if db.kind == "sqlite"
+        else "PostgreSQL (own temporary database, peewee connection pool), same machine"
+    )
+    text = [
+        f"## {now} -- {db.kind}" + (", with `--profile`" if profile else ""),
+        "",
+        f"- machine: {info['nproc']} CPUs (`nproc`), {info['cpu']}, {info['memory']} RAM, "
+        f"{info['kernel']}, Python {info['python']}",
+        f"- database: {database}",
+        f"- server: gunicorn {info['gunicorn']}, {WORKERS} workers, worker class `{WORKER_CLASS}` "
+        "(no keep-alive: one TCP connection per request), rate limits at their defaults",
+        f"- load: wrk {info['wrk']} `-t{args.threads} -c{args.connections} -d{args.seconds}s --latency` "
+        f"after a {args.warmup} s warm-up per route, from a separate process on the same machine: "
+        f"wrk and gunicorn share the {info['nproc']} CPUs",
+        f"- CPU busy in the second before the run: {info['busy']} of one CPU",
+        f"- commit: {git_commit()}",
+        "",
+        table(token, baseline),
+        "",
+        cpu_lines(token, baseline),
+        "",
+        f"Tokens issued: {token.ok_per_second:,.0f}/s (references at the top of this file).",
+    ]
+    if profile:
+        text += ["", "### Where the time goes (`--profile`)", "", profile]
+    return "\n".join(text) + "\n"
+
+
+def record(text: str) -> None:
+    current = RESULTS.read_text() if RESULTS.exists() else RESULTS_HEADER
+    if MARKER not in current:
+        current = current.rstrip("\n") + "\n\n" + MARKER + "\n"
+    head, tail = current.split(MARKER, 1)
+    RESULTS.write_text(
+        head + MARKER + "\n\n" + text + ("\n" + tail.lstrip("\n") if tail.strip() else "")
+    )
+    log(f"recorded in {RESULTS.relative_to(ROOT)}")
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Load benchmark of the client-credentials token endpoint (gunicorn + wrk)."
+    )
+    parser.add_argument("--seconds", type=int, default=10, help="measured wrk run per route (10)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="warm-up run per route, seconds (2; 0: none)"
+    )
+    parser.add_argument(
+        "--database-url",
+        help="postgresql://USER@HOST:PORT/DB: benchmark on this PostgreSQL server, in a database "
+        "the script creates (portcullis_bench_<pid>) and drops; default: a temporary SQLite file",
+    )
+    parser.add_argument(
+        "--pg-admin-url",
+        default=PG_ADMIN_URL,
+        help=f"connection that creates and drops that database ({PG_ADMIN_URL})",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="also time and profile the endpoint in-process"
+    )
+    parser.add_argument(
+        "--profile-requests", type=int, default=2000, help="requests per profiling pass (2000)"
+    )
+    parser.add_argument(
+        "--no-record", action="store_true", help="do not write benchmarks/RESULTS.md"
+    )
+    parser.add_argument("--verbose", action="store_true", help="print wrk's full output")
+    args = parser.parse_args(argv)
+    if args.seconds < 1 or args.connections < 1 or args.threads < 1 or args.warmup < 0:
+        parser.error("--seconds, --connections and --threads must be >= 1, --warmup >= 0")
+    if args.connections < args.threads:
+        parser.error("--connections must be at least --threads (wrk needs one per thread)")
+    return args
+
+
+def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise SystemExit(128 + signum)  # so the finally blocks stop gunicorn and drop the database
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    wrk = ensure_wrk()
+    info = machine_info()
+    info["busy"] = f"{cpu_busy_now():.0f}%"
+    if float(info["busy"].rstrip("%")) > 20:
+        log(
+            f"warning: the machine is already busy ({info['busy']} of one CPU): "
+            "the results will be lower than on a quiet machine"
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
+    db: Database | None = None
+    server: Gunicorn | None = None
+    try:
+        (workdir / "instance").mkdir()
+        db = make_database(args, workdir)
+        port = free_port()
+        env = server_environment(workdir / "instance", db.url, f"http://127.0.0.1:{port}")
+        use_environment(env)
+        log(f"setting up {db.kind} instance in {workdir}")
+        client_id, secret = set_up_instance()
+        auth = basic_auth(client_id, secret)
+
+        server = Gunicorn(port, env, workdir / "gunicorn.log")
+        log("starting " + " ".join(server.command[2:]))
+        server.wait_healthy()
+        check_endpoints(server.base, auth)
+
+        script = workdir / "token.lua"
+        script.write_text(
+            TOKEN_LUA.format(body=lua_string(urlencode(TOKEN_FORM)), auth=lua_string(auth))
+        )
+        token = load(wrk, args, server, TOKEN_PATH, script)
+        baseline = load(wrk, args, server, BASELINE_PATH, None)
+        server.stop()
+        server = None
+
+        print()
+        print(table(token, baseline))
+        print(cpu_lines(token, baseline))
+        print(f"\ntokens issued: {token.ok_per_second:,.0f}/s ({db.kind}); {REFERENCE}")
+
+        summary = None
+        if args.profile:
+            log(f"profiling {args.profile_requests} token requests in-process")
+            report, summary = profile_token_endpoint(client_id, secret, args.profile_requests)
+            print(report)
+            print(summary)
+        if not args.no_record:
+            record(section(args, db, info, token, baseline, summary))
+        return 0
+    except BenchError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.stop()
+        if db is not None:
+            db.drop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
