@@ -10,7 +10,19 @@ from flask import Flask
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: config -> db -> login/csrf -> plugins -> oauth server -> blueprints -> CLI."""
-    from oauth import cli, config, db, keys, login, passwords, plugins, ratelimit, server, views
+    from oauth import (
+        cli,
+        config,
+        db,
+        keys,
+        login,
+        passwords,
+        plugins,
+        ratelimit,
+        registry,
+        server,
+        views,
+    )
     from oauth.migrations import migrate
 
     app = Flask(
@@ -34,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     _setup_csrf(app)
     ratelimit.init_app(app)
     passwords.init_app(app)
+    registry.init_app(app)
     server.init_app(app)
     views.register_blueprints(app)
     cli.init_app(app)

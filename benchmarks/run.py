@@ -49,7 +49,8 @@ TOKEN_PATH = "/oauth/token"
 BASELINE_PATH = "/livez"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 WORKERS = 2
-WORKER_CLASS = "sync"  # gunicorn's default, as in the README's production command
+WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "sync")  # gunicorn's default
+WORKER_THREADS = int(os.environ.get("BENCH_WORKER_THREADS", "1"))
 REFERENCE = (
     "For reference (issue): a certified Node.js provider serves about 4,000 client-credentials "
     "tokens/s on this class of machine, a Flask hello-world route about 5,500 req/s."
@@ -277,7 +278,7 @@ class Gunicorn:
         self.log_path = log_path
         self.command = [
             sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", WORKER_CLASS,
-            "-b", f"127.0.0.1:{port}", "app:create_app()",
+            "--threads", str(WORKER_THREADS), "-b", f"127.0.0.1:{port}", "app:create_app()",
         ]  # fmt: skip
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -903,7 +904,12 @@ def section(
         f"{info['kernel']}, Python {info['python']}",
         f"- database: {database}",
         f"- server: gunicorn {info['gunicorn']}, {WORKERS} workers, worker class `{WORKER_CLASS}` "
-        "(no keep-alive: one TCP connection per request), rate limits at their defaults",
+        + (
+            "(no keep-alive: one TCP connection per request)"
+            if WORKER_CLASS == "sync"
+            else f"({WORKER_THREADS} threads, keep-alive)"
+        )
+        + ", rate limits at their defaults",
         f"- load: wrk {info['wrk']} `-t{args.threads} -c{args.connections} -d{args.seconds}s --latency` "
         f"after a {args.warmup} s warm-up per route, from a separate process on the same machine: "
         f"wrk and gunicorn share the {info['nproc']} CPUs",

@@ -19,6 +19,7 @@ from flask import current_app
 from . import audit
 from .db import for_update, write_transaction
 from .models import Api, Client, ClientGrant, utcnow
+from .registry import invalidates
 
 MAX_IDENTIFIER_LENGTH = 2048
 MAX_NAME_LENGTH = 200
@@ -272,6 +273,7 @@ def list_apis() -> list[Api]:
     return list(Api.select().order_by(Api.created_at, Api.id))
 
 
+@invalidates
 def update_api(
     api: Api,
     *,
@@ -325,6 +327,7 @@ def update_api(
     return api
 
 
+@invalidates
 def delete_api(api: Api) -> None:
     """Delete an API and every client grant for it."""
     with write_transaction():
@@ -370,6 +373,7 @@ def api_info(api: Api, grants: Iterable[ClientGrant] | None = None) -> dict[str,
 # --- client grants -----------------------------------------------------------------------
 
 
+@invalidates
 def grant(client: Client, api: Api, scopes: Iterable[str] | None = None) -> ClientGrant:
     """Let ``client`` get ``scopes`` of ``api`` with client_credentials (create or replace).
 
@@ -428,6 +432,7 @@ def grant(client: Client, api: Api, scopes: Iterable[str] | None = None) -> Clie
     return row
 
 
+@invalidates
 def revoke_grant(client: Client, api: Api) -> bool:
     """Remove the client's grant for the API. False when there was none."""
     with write_transaction():

@@ -9,7 +9,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from flask import current_app
 
-from . import apis, audit, keys
+from . import audit, keys, registry
 from .claims import machine_access_token_claims
 from .grants import InvalidTargetError, _require_grant_type
 from .plugins import host as plugin_host
@@ -34,8 +34,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         identifier = audience or resource or current_app.config.get("DEFAULT_API")
         if not identifier:
             raise InvalidRequestError("Name the API with 'audience' (or 'resource').")
-        api = apis.get_api(identifier)
-        client_grant = apis.get_grant(client, api) if api is not None else None
+        api = registry.api(identifier)
+        client_grant = registry.grant(client, api) if api is not None else None
         if client_grant is None:
             raise InvalidTargetError(
                 f"This client is not authorized for the API '{identifier[:200]}'."

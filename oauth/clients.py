@@ -13,6 +13,7 @@ from . import audit
 from .db import write_transaction
 from .models import Client, utcnow
 from .redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
+from .registry import invalidates
 from .security import random_token, sha256_hex
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -250,6 +251,7 @@ def list_clients() -> list[Client]:
     return list(Client.select().order_by(Client.created_at, Client.client_id))
 
 
+@invalidates
 def _apply(
     client: Client, changes: dict[str, Any], event: str, actor_id: str | None, **details: Any
 ) -> None:
@@ -315,6 +317,7 @@ def update_client(client: Client, *, actor_id: str | None = None, **fields: Any)
     return client
 
 
+@invalidates
 def delete_client(client: Client, *, actor_id: str | None = None) -> None:
     """Delete a client and every row that belongs to it (codes, consents, sessions, tokens)."""
     with write_transaction():

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 from flask import Flask
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from .config import ConfigError
 
@@ -42,7 +42,16 @@ def connect_database(url: str) -> peewee.Database:
                 "PORTCULLIS_DATABASE_URL: an in-memory SQLite database is not shared between "
                 "requests; give a file path (sqlite:///path/to/portcullis.db)"
             )
-        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
+        # A pool, so a request does not pay for opening the file, five PRAGMAs and the WAL
+        # checkpoint that closing the last connection triggers.
+        return PooledSqliteDatabase(
+            path,
+            pragmas=SQLITE_PRAGMAS,
+            timeout=10,
+            max_connections=64,
+            stale_timeout=600,
+            check_same_thread=False,  # a pooled connection serves one thread at a time
+        )
     if scheme in ("postgres", "postgresql"):
         return PooledPostgresqlDatabase(
             unquote(parts.path.lstrip("/")) or "postgres",

@@ -5,15 +5,22 @@ failed client authentications, registrations. ``RATELIMIT_ENABLED=false`` turns 
 
 from __future__ import annotations
 
-from flask import Flask, request
+import functools
+import time
+
+from flask import Flask, current_app, make_response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 
 
 def init_app(app: Flask) -> None:
     limiter.init_app(app)
+    app.extensions["portcullis.attempts"] = AttemptCounter(app)
 
 
 def form_email_key() -> str:
@@ -27,28 +34,79 @@ def failed(response) -> bool:
     return response.status_code not in (301, 302, 303)
 
 
-def client_auth_limit() -> str:
-    from flask import current_app
+class AttemptCounter:
+    """Counts failed attempts with the ``limits`` library directly.
 
-    return current_app.config["CLIENT_AUTH_RATE_LIMIT"]
+    For protocol endpoints on the hot path: a successful token request costs two in-memory (or
+    Redis) lookups, instead of flask-limiter's per-request machinery.
+    """
+
+    def __init__(self, app: Flask):
+        self.enabled = bool(app.config["RATELIMIT_ENABLED"])
+        self.strategy = FixedWindowRateLimiter(
+            storage_from_string(app.config["RATELIMIT_STORAGE_URI"])
+        )
+        self._parsed: dict[str, object] = {}
+
+    def _limit(self, value: str):
+        if value not in self._parsed:
+            self._parsed[value] = parse(value)
+        return self._parsed[value]
+
+    def retry_after(self, limit: str, *keys: str) -> int | None:
+        """Seconds to wait when any key is exhausted, else None."""
+        if not self.enabled:
+            return None
+        item = self._limit(limit)
+        for key in keys:
+            if not self.strategy.test(item, key):
+                reset = self.strategy.get_window_stats(item, key).reset_time
+                return max(1, int(reset - time.time()) + 1)
+        return None
+
+    def hit(self, limit: str, *keys: str) -> None:
+        if self.enabled:
+            item = self._limit(limit)
+            for key in keys:
+                self.strategy.hit(item, key)
 
 
-def client_id_key() -> str:
-    """The client a request claims to be (Basic header or form), for per-client limits."""
+def attempts() -> AttemptCounter:
+    return current_app.extensions["portcullis.attempts"]
+
+
+def _client_id_of_request() -> str:
     from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
     client_id, _ = extract_basic_authorization(request.headers)
-    return "client:" + str(client_id or request.form.get("client_id") or "-")[:64]
-
-
-def client_auth_failed(response) -> bool:
-    """Count only failed client authentications (401): successful token requests are never limited."""
-    return response.status_code == 401
+    return str(client_id or request.form.get("client_id") or "-")[:64]
 
 
 def limit_failed_client_auth(view):
-    """Per-IP and per-client limits on failed client authentication."""
-    view = limiter.limit(client_auth_limit, deduct_when=client_auth_failed)(view)
-    return limiter.limit(client_auth_limit, key_func=client_id_key, deduct_when=client_auth_failed)(
-        view
-    )
+    """Refuse (429) a client or IP with too many failed client authentications (401s).
+
+    Successful requests are never counted, so machine clients are not throttled.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        from .views.api import oauth_error
+
+        counter = attempts()
+        limit = current_app.config["CLIENT_AUTH_RATE_LIMIT"]
+        keys = (
+            f"client-auth/ip/{get_remote_address()}",
+            f"client-auth/client/{_client_id_of_request()}",
+        )
+        wait = counter.retry_after(limit, *keys)
+        if wait is not None:
+            return oauth_error(
+                429, "slow_down", "Too many failed client authentications; try again later.",
+                {"Retry-After": str(wait)},
+            )  # fmt: skip
+        response = make_response(view(*args, **kwargs))
+        if response.status_code == 401:
+            counter.hit(limit, *keys)
+        return response
+
+    return limiter.exempt(wrapper)

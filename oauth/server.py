@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
-from flask import Flask, current_app, request
+from flask import Flask, current_app
+from flask import request as flask_request
 
-from . import clients, grants
+from . import grants, registry
 from .client_credentials import ClientCredentialsGrant
 from .endpoints import register_endpoints
 from .models import Client
@@ -25,10 +26,9 @@ class AuthorizationServer(FlaskAuthorizationServer):
             raise
 
     def create_token_response(self, request=None):
-        oauth_request = self.create_oauth2_request(request)
-        if not oauth_request.form.get("grant_type"):
+        if not flask_request.form.get("grant_type"):
             return self.handle_error_response(
-                oauth_request, InvalidRequestError("Missing 'grant_type'.")
+                self.create_oauth2_request(request), InvalidRequestError("Missing 'grant_type'.")
             )
         return super().create_token_response(request)
 
@@ -40,7 +40,7 @@ class AuthorizationServer(FlaskAuthorizationServer):
 
 
 def query_client(client_id: str) -> Client | None:
-    return clients.get_client(client_id)
+    return registry.client(client_id)
 
 
 def save_token(token, request):  # tokens are stored by the grants themselves
@@ -67,4 +67,4 @@ def authorization_server() -> AuthorizationServer:
     return current_app.extensions["portcullis.authorization_server"]
 
 
-__all__ = ["AuthorizationServer", "authorization_server", "init_app", "request"]
+__all__ = ["AuthorizationServer", "authorization_server", "init_app"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from flask import Blueprint, jsonify, request
 
 from ..access_tokens import verify_access_token
@@ -51,8 +53,10 @@ def oauth_error(status: int, error: str, description: str, headers: dict | None 
 def token():
     # One transaction: a refused or failing plugin rolls everything back (no code consumed,
     # no refresh token rotated); OAuth errors are answers, and what they recorded is kept.
+    # client_credentials writes only its audit row, last: it needs no lock for its reads.
+    machine = request.form.get("grant_type") == "client_credentials"
     try:
-        with write_transaction():
+        with contextlib.nullcontext() if machine else write_transaction():
             return authorization_server().create_token_response()
     except TokenDenied as denial:
         return oauth_error(denial.status_code, denial.error, denial.description)

@@ -1,0 +1,104 @@
+"""A short-lived per-worker cache of the client registry (clients, APIs, client grants) for the
+token endpoint's hot path.
+
+Every worker keeps what it looked up for ``REGISTRY_CACHE_SECONDS`` (default 5, like the
+signing keys); a change made through the client or API services clears this worker's cache at
+once, and other workers see it when their entries expire. Misses are never cached, so a new
+client or grant works everywhere immediately; a deleted client, a revoked grant or a rotated
+secret is honoured by every worker within the interval. ``0`` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from typing import Any
+
+from flask import current_app, has_app_context
+
+from .models import Api, Client, ClientGrant
+
+_MISSING = object()
+
+
+class RegistryCache:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._entries: dict[tuple, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, load):
+        if self.seconds <= 0:
+            return load()
+        now = time.monotonic()
+        entry = self._entries.get(key, _MISSING)
+        if entry is not _MISSING and entry[0] > now:
+            return entry[1]
+        value = load()
+        if value is not None:
+            with self._lock:
+                if len(self._entries) > 10000:  # bounded: ids come from requests
+                    self._entries.clear()
+                self._entries[key] = (now + self.seconds, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def init_app(app) -> None:
+    app.extensions["portcullis.registry"] = RegistryCache(
+        float(app.config.get("REGISTRY_CACHE_SECONDS", 5))
+    )
+
+
+def _cache() -> RegistryCache | None:
+    return current_app.extensions.get("portcullis.registry") if has_app_context() else None
+
+
+def invalidate() -> None:
+    cache = _cache()
+    if cache is not None:
+        cache.clear()
+
+
+def invalidates(function):
+    """Decorate a service function that changes clients, APIs or grants."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            invalidate()
+
+    return wrapper
+
+
+def _cached(key: tuple, load):
+    cache = _cache()
+    return load() if cache is None else cache.get(key, load)
+
+
+def client(client_id: str) -> Client | None:
+    from .clients import get_client
+
+    if not isinstance(client_id, str):
+        return None
+    return _cached(("client", client_id), lambda: get_client(client_id))
+
+
+def api(identifier: str) -> Api | None:
+    from .apis import get_api
+
+    if not isinstance(identifier, str):
+        return None
+    return _cached(("api", identifier), lambda: get_api(identifier))
+
+
+def grant(client: Client, api: Api) -> ClientGrant | None:
+    from .apis import get_grant
+
+    return _cached(("grant", client.client_id, api.id), lambda: get_grant(client, api))
