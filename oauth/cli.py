@@ -6,14 +6,15 @@ import json
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import with_appcontext
 
 from . import accounts
+from .cli_support import OneLineErrorGroup
 from .db import database
 from .migrations import migrate, runner
 from .models import User
 
-users_cli = AppGroup("users", help="Manage user accounts.")
+users_cli = OneLineErrorGroup("users", help="Manage user accounts.")
 
 
 def fail(message: str) -> None:

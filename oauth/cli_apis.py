@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from . import apis, clients
-from .cli_clients import OneLineErrorGroup
+from .cli_support import OneLineErrorGroup
 from .models import Api, Client
 
 apis_cli = OneLineErrorGroup("apis", help="Manage APIs (resource servers) and client grants.")

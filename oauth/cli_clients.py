@@ -8,28 +8,11 @@ from typing import Any
 
 import click
 import peewee
-from flask.cli import AppGroup
 
 from . import audit, clients
+from .cli_support import OneLineErrorGroup
 from .db import for_update, write_transaction
 from .models import Client, utcnow
-
-
-class OneLineErrorGroup(AppGroup):
-    """Bad arguments are one line on stderr and exit status 1, like every other CLI error.
-
-    Click's own usage errors (a bad ``--grant-type`` choice, a missing ``--name``) print the
-    usage and exit 2; DESIGN.md promises one line and 1.
-    """
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except click.exceptions.NoArgsIsHelpError:
-            raise
-        except click.UsageError as error:
-            raise click.ClickException(error.format_message()) from None
-
 
 clients_cli = OneLineErrorGroup("clients", help="Manage OAuth clients.")
 

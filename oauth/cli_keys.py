@@ -6,12 +6,12 @@ import json
 
 import click
 import peewee
-from flask.cli import AppGroup
 
 from . import jwt, keys
+from .cli_support import OneLineErrorGroup
 from .models import SigningKey
 
-keys_cli = AppGroup("keys", help="Manage JWT signing keys.")
+keys_cli = OneLineErrorGroup("keys", help="Manage JWT signing keys.")
 
 ALG_HELP = " or ".join(jwt.SUPPORTED_ALGS)
 

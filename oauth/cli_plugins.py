@@ -7,11 +7,11 @@ import time
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from . import accounts, apis, clients
 from .claims import id_token_claims, machine_access_token_claims, user_access_token_claims
 from .claims import userinfo_claims as base_userinfo_claims
+from .cli_support import OneLineErrorGroup
 from .db import database
 from .hooks import TokenDenied
 from .models import OAuthSession
@@ -19,7 +19,7 @@ from .plugins import PluginError
 from .plugins import host as plugin_host
 from .tokens import TokenContext
 
-plugins_cli = AppGroup("plugins", help="Inspect and try plugins.")
+plugins_cli = OneLineErrorGroup("plugins", help="Inspect and try plugins.")
 
 TRY_HOOKS = (
     "customize_access_token",
