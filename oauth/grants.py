@@ -46,15 +46,21 @@ def _require_grant_type(client, grant_type: str) -> None:
         raise UnauthorizedClientError(f"This client may not use grant_type={grant_type}.")
 
 
+def _authenticate(grant, grant_type: str, parameter: str):
+    """The authenticated client, allowed this grant type, and the grant's required parameter."""
+    client = grant.authenticate_token_endpoint_client()
+    _require_grant_type(client, grant_type)
+    value = grant.request.form.get(parameter)
+    if not value:
+        raise InvalidRequestError(f"Missing '{parameter}'.")
+    return client, value
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def validate_token_request(self):
-        client = self.authenticate_token_endpoint_client()
-        _require_grant_type(client, "authorization_code")
-        code = self.request.form.get("code")
-        if not code:
-            raise InvalidRequestError("Missing 'code'.")
+        client, code = _authenticate(self, "authorization_code", "code")
         row = for_update(
             AuthorizationRequest.select().where(AuthorizationRequest.code_hash == sha256_hex(code))
         ).first()
@@ -142,11 +148,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def validate_token_request(self):
-        client = self.authenticate_token_endpoint_client()
-        _require_grant_type(client, "refresh_token")
-        plain = self.request.form.get("refresh_token")
-        if not plain:
-            raise InvalidRequestError("Missing 'refresh_token'.")
+        client, plain = _authenticate(self, "refresh_token", "refresh_token")
         row = for_update(
             RefreshToken.select().where(RefreshToken.token_hash == sha256_hex(plain))
         ).first()
