@@ -199,3 +199,33 @@ def test_client_auth_limits_can_be_switched_off(make_app):
     assert [cc_token(http, client_id, "wrong", audience=API).status_code for _ in range(3)] == [
         401
     ] * 3
+
+
+def test_auth0_documentation_example_over_http(auth0_example_app):
+    """The same, as a machine client sees it: real HTTP against the running server."""
+    import requests
+
+    from tests.conftest import LiveServer
+
+    app = auth0_example_app
+    client_id, secret = setup_m2m(app, scopes=["read:things"])
+    with LiveServer(app) as server:
+        metadata = requests.get(
+            server.url + "/.well-known/oauth-authorization-server", timeout=10
+        ).json()
+        assert "client_credentials" in metadata["grant_types_supported"]
+        response = requests.post(
+            metadata["token_endpoint"],
+            data={"grant_type": "client_credentials", "audience": API},
+            auth=(client_id, secret),
+            timeout=10,
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["scope"].split() == ["read:things", "extra"]
+        claims = decode_jwt_unverified(body["access_token"])[1]
+        assert claims["https://foo.com/claim"] == "bar"
+        jwks = requests.get(metadata["jwks_uri"], timeout=10).json()
+        assert decode_jwt_unverified(body["access_token"])[0]["kid"] in {
+            k["kid"] for k in jwks["keys"]
+        }
