@@ -46,6 +46,11 @@ def plugins_list(as_json):
         click.echo(
             f"  calls: {p['calls']}  failures: {p['failures']}  denials: {p['denials']}  mean: {p['mean_ms']} ms"
         )
+        for hook, h in p["per_hook"].items():
+            click.echo(
+                f"    {hook}: {h['calls']} calls, {h['failures']} failures, "
+                f"{h['denials']} denials, {h['mean_ms']} ms mean"
+            )
 
 
 @plugins_cli.command("try")

@@ -328,23 +328,29 @@ class PluginHost:
         from .models import HookStat
 
         self.flush()
-        stats: dict[str, list] = {}
+        per_hook: dict[str, dict[str, list]] = {}
         for row in HookStat.select():
-            entry = stats.setdefault(row.plugin, [0, 0, 0, 0.0])
-            entry[0] += row.calls
-            entry[1] += row.failures
-            entry[2] += row.denials
-            entry[3] += row.total_ms
+            per_hook.setdefault(row.plugin, {})[row.hook] = [
+                row.calls,
+                row.failures,
+                row.denials,
+                row.total_ms,
+            ]
         result = []
         for info in sorted(self.infos.values(), key=lambda i: i.order):
             hooks_of = [
                 impl.name for impl in self.pm.get_hookcallers(self.pm.get_plugin(info.name)) or []
             ]
-            calls, failures, denials, total = stats.get(info.name, [0, 0, 0, 0.0])
+            counts = per_hook.get(info.name, {})
+            calls, failures, denials, total = (sum(c[i] for c in counts.values()) for i in range(4))
             result.append({
                 "name": info.name, "source": info.source, "hooks": sorted(hooks_of),
                 "calls": calls, "failures": failures, "denials": denials,
                 "mean_ms": round(total / calls, 3) if calls else 0.0,
+                "per_hook": {
+                    hook: {"calls": c, "failures": f, "denials": d, "mean_ms": round(t / c, 3) if c else 0.0}
+                    for hook, (c, f, d, t) in sorted(counts.items())
+                },
             })  # fmt: skip
         return result
 

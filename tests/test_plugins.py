@@ -467,9 +467,15 @@ def test_statistics_and_the_cli(make_app, plugin_dir):
             "failures": 0,
             "denials": 0,
             "mean_ms": listing[0]["mean_ms"],
+            "per_hook": {
+                "customize_access_token": {
+                    "calls": 3, "failures": 0, "denials": 0, "mean_ms": listing[0]["mean_ms"],
+                },
+            },
         }
-    ]
-    assert "calls: 3" in runner.invoke(args=["plugins", "list"]).output
+    ]  # fmt: skip
+    text = runner.invoke(args=["plugins", "list"]).output
+    assert "calls: 3" in text and "customize_access_token: 3 calls, 0 failures" in text
     tried = runner.invoke(
         args=["plugins", "try", "customize_access_token", "--client", client_id, "--audience", API]
     )
