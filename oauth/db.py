@@ -7,6 +7,8 @@ Every request opens (or takes from the pool) one connection and gives it back on
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -18,13 +20,16 @@ from .config import ConfigError
 
 database = peewee.DatabaseProxy()
 
+# busy_timeout first: the other pragmas (journal_mode above all) may have to wait for a lock
+# while several workers open a fresh database at once.
 SQLITE_PRAGMAS = {
+    "busy_timeout": 10000,
     "journal_mode": "wal",
     "foreign_keys": 1,
     "synchronous": "normal",
-    "busy_timeout": 10000,
     "cache_size": -16000,
 }
+STARTUP_LOCK_WAIT = 15.0
 
 
 def connect_database(url: str) -> peewee.Database:
@@ -102,6 +107,30 @@ def init_app(app: Flask) -> None:
     def _close_connection(exc):
         if not database.is_closed():
             database.close()
+
+
+def _check_connection(db: peewee.Database, url: str) -> None:
+    """One round trip at start-up. SQLite can answer "database is locked" while other workers
+    set up a fresh file (switching to WAL is not covered by the busy timeout): wait for them."""
+    deadline = time.monotonic() + STARTUP_LOCK_WAIT
+    while True:
+        try:
+            db.connect(reuse_if_open=True)
+            db.execute_sql("SELECT 1")
+            return
+        except peewee.OperationalError as error:
+            reason = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
+            if "locked" in reason and time.monotonic() < deadline:
+                time.sleep(0.05 + random.random() * 0.1)  # noqa: S311 - jitter, not security
+                continue
+            raise ConfigError(
+                f"PORTCULLIS_DATABASE_URL: cannot connect to {describe(url)}: {reason}"
+            ) from None
+        finally:
+            if not db.is_closed():
+                db.close()
 
 
 def is_sqlite() -> bool:
