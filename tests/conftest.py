@@ -177,6 +177,18 @@ def auth(client, app):
     return AuthActions(client, app)
 
 
+@pytest.fixture
+def flow(app, client):
+    """An app (confidential client) and a signed-in user, ready for /oauth/authorize."""
+    from tests.oauth_helpers import Flow, make_client
+
+    client_id, secret = make_client(app)
+    flow = Flow(app, client, client_id=client_id, secret=secret)
+    flow.auth.create_user()
+    flow.auth.login()
+    return flow
+
+
 class LiveServer:
     def __init__(self, app):
         self.app = app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from oauth import apis, clients
+from tests.oauth_helpers import basic_auth_header
 
 API = "https://api.example.com"
 
@@ -18,17 +19,6 @@ def setup_m2m(
 
 
 def cc_token(http, client_id, secret, **data):
+    """A client_credentials request through Flask's test client."""
     data = {"grant_type": "client_credentials", **{k: v for k, v in data.items() if v is not None}}
-    return (
-        http.post("/oauth/token", data=data, auth=(client_id, secret))
-        if hasattr(http, "auth")
-        else http.post(
-            "/oauth/token", data=data, headers={"Authorization": _basic(client_id, secret)}
-        )
-    )
-
-
-def _basic(client_id, secret) -> str:
-    import base64
-
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return http.post("/oauth/token", data=data, headers=basic_auth_header(client_id, secret))

@@ -14,6 +14,11 @@ from tests.conftest import AuthActions, csrf_token_from
 REDIRECT = "https://app.example/callback"
 
 
+def basic_auth_header(client_id: str, secret: str) -> dict:
+    raw = f"{client_id}:{secret}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     challenge = (

@@ -87,8 +87,12 @@ def test_demo_seeds_only_an_empty_database(runner, app):
 
 
 def test_usage_errors_are_one_line_with_status_1(runner):
-    for args in (["users", "create"], ["users", "create", "x@example.com", "--bogus"],
-                 ["keys", "add", "--alg", "HS256"], ["plugins", "try", "nope", "--client", "x"]):
+    for args in (
+        ["users", "create"],
+        ["users", "create", "x@example.com", "--bogus"],
+        ["keys", "add", "--alg", "HS256"],
+        ["plugins", "try", "nope", "--client", "x"],
+    ):
         result = runner.invoke(args=args)
         assert result.exit_code == 1, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1, (args, result.output)

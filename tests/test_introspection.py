@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import time
 
@@ -10,7 +9,8 @@ import pytest
 
 from oauth import keys, tokens
 from oauth.models import OAuthSession, RevokedAccessToken, User, utcnow
-from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
+from tests.oauth_helpers import basic_auth_header as basic
+from tests.oauth_helpers import decode_jwt_unverified, make_client
 
 ACCESS_FIELDS = {
     "active",
@@ -28,22 +28,8 @@ ACCESS_FIELDS = {
 
 
 @pytest.fixture
-def flow(app, client):
-    client_id, secret = make_client(app)
-    flow = Flow(app, client, client_id=client_id, secret=secret)
-    flow.auth.create_user()
-    flow.auth.login()
-    return flow
-
-
-@pytest.fixture
 def resource_server(app):
     return make_client(app, name="Resource Server")
-
-
-def basic(client_id: str, secret: str) -> dict:
-    raw = f"{client_id}:{secret}".encode()
-    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
 def introspect(browser, credentials, token: str | None, hint: str | None = None, auth="basic"):

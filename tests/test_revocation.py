@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import time
 
@@ -11,26 +10,13 @@ import pytest
 from oauth import keys
 from oauth.models import AuditEvent, OAuthSession, RefreshToken, RevokedAccessToken, utcnow
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
-
-
-@pytest.fixture
-def flow(app, client):
-    client_id, secret = make_client(app)
-    flow = Flow(app, client, client_id=client_id, secret=secret)
-    flow.auth.create_user()
-    flow.auth.login()
-    return flow
+from tests.oauth_helpers import basic_auth_header as basic
 
 
 @pytest.fixture
 def resource_server(app):
     """A confidential client that introspects tokens (as an API would)."""
     return make_client(app, name="Resource Server")
-
-
-def basic(client_id: str, secret: str) -> dict:
-    raw = f"{client_id}:{secret}".encode()
-    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
 def revoke(flow: Flow, token: str | None, hint: str | None = None, *, auth: str = "basic"):
