@@ -90,17 +90,7 @@ def init_app(app: Flask) -> None:
             raise ConfigError(f"PORTCULLIS_DATABASE_URL: folder {folder} does not exist")
     database.initialize(db)
     app.extensions["portcullis.database"] = db
-    try:
-        db.connect(reuse_if_open=True)
-        db.execute_sql("SELECT 1")
-    except peewee.OperationalError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(
-            f"PORTCULLIS_DATABASE_URL: cannot connect to {describe(url)}: {reason}"
-        ) from None
-    finally:
-        if not db.is_closed():
-            db.close()
+    _check_connection(db, url)
 
     # peewee connects on the first query of a request; the connection goes back on teardown.
     @app.teardown_appcontext

@@ -116,3 +116,27 @@ def test_livez_needs_no_database(app, client):
     assert response.status_code == 200
     assert response.get_data(as_text=True) == "ok"
     assert response.mimetype == "text/plain"
+
+
+def test_start_up_waits_out_a_locked_fresh_sqlite_file(tmp_path):
+    """Workers opening a fresh file at once can get 'database is locked' without the busy
+    handler being consulted; start-up waits instead of failing (and stopping gunicorn)."""
+    import sqlite3
+    import threading
+
+    from oauth.db import _check_connection
+
+    path = tmp_path / "fresh.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE t (x)")
+    release = threading.Timer(0.5, holder.execute, args=("COMMIT",))
+    release.start()
+    # no busy timeout at all: only the retry loop can get past the lock
+    db = peewee.SqliteDatabase(str(path), pragmas={"journal_mode": "wal"}, timeout=0)
+    try:
+        _check_connection(db, f"sqlite:///{path}")
+    finally:
+        release.join()
+        holder.close()
+    assert db.is_closed()
