@@ -20,6 +20,8 @@ from . import audit
 from .db import for_update, write_transaction
 from .models import Api, Client, ClientGrant, utcnow
 from .registry import invalidates
+from .scopes import is_scope_token
+from .security import lookup_key
 
 MAX_IDENTIFIER_LENGTH = 2048
 MAX_NAME_LENGTH = 200
@@ -29,8 +31,6 @@ MIN_TOKEN_TTL = 60
 MAX_TOKEN_TTL = 2_592_000  # 30 days
 MAX_DB_ID = 2**31 - 1  # PostgreSQL serial
 
-# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
 # RFC 8141: "urn:" NID ":" NSS
 URN = re.compile(r"^urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:.+$", re.IGNORECASE)
 
@@ -104,7 +104,7 @@ def _clean_scope_value(value: Any) -> str:
         raise ApiError("a scope value must be a non-empty string")
     if len(value) > MAX_SCOPE_LENGTH:
         raise ApiError(f"scope value is longer than {MAX_SCOPE_LENGTH} characters")
-    if not SCOPE_TOKEN.match(value):
+    if not is_scope_token(value):
         raise ApiError(
             f"scope {value!r} is not a valid scope token "
             "(printable ASCII without spaces, double quotes or backslashes)"
@@ -251,10 +251,9 @@ def create_api(
 
 def get_api(identifier: Any) -> Api | None:
     """The API with this identifier, or None (also for identifiers no API could have)."""
-    # PostgreSQL rejects NUL in text, so junk from a request must not reach the query.
-    if not isinstance(identifier, str) or not identifier or len(identifier) > MAX_IDENTIFIER_LENGTH:
-        return None
-    if "\x00" in identifier:
+    if (
+        lookup_key(identifier, MAX_IDENTIFIER_LENGTH) is None
+    ):  # no NUL (PostgreSQL refuses it), sane length
         return None
     return Api.get_or_none(Api.identifier == identifier)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from . import apis, clients
-from .cli_support import OneLineErrorGroup
-from .models import Api, Client
+from . import apis
+from .cli_support import OneLineErrorGroup, client_or_fail
+from .models import Api
 
 apis_cli = OneLineErrorGroup("apis", help="Manage APIs (resource servers) and client grants.")
 
@@ -19,13 +19,6 @@ def _api_or_fail(identifier: str) -> Api:
     if api is None:
         raise click.ClickException(f"no API with identifier {identifier!r}")
     return api
-
-
-def _client_or_fail(client_id: str) -> Client:
-    client = clients.get_client(client_id)
-    if client is None:
-        raise click.ClickException(f"no client with id {client_id!r}")
-    return client
 
 
 def _echo_json(data: Any) -> None:
@@ -107,7 +100,7 @@ def apis_delete(identifier):
 )
 def apis_grant(client_id, identifier, scopes):
     """Let a client get scopes of an API with client_credentials (replaces an earlier grant)."""
-    client = _client_or_fail(client_id)
+    client = client_or_fail(client_id)
     api = _api_or_fail(identifier)
     try:
         grant = apis.grant(client, api, list(scopes) if scopes else None)
@@ -124,7 +117,7 @@ def apis_grant(client_id, identifier, scopes):
 @click.argument("identifier")
 def apis_revoke(client_id, identifier):
     """Remove a client's grant for an API."""
-    client = _client_or_fail(client_id)
+    client = client_or_fail(client_id)
     api = _api_or_fail(identifier)
     if not apis.revoke_grant(client, api):
         raise click.ClickException(

@@ -10,18 +10,11 @@ import click
 import peewee
 
 from . import audit, clients
-from .cli_support import OneLineErrorGroup
+from .cli_support import OneLineErrorGroup, client_or_fail
 from .db import for_update, write_transaction
 from .models import Client, utcnow
 
 clients_cli = OneLineErrorGroup("clients", help="Manage OAuth clients.")
-
-
-def _client_or_fail(client_id: str) -> Client:
-    client = clients.get_client(client_id)
-    if client is None:
-        raise click.ClickException(f"no client with id {client_id}")
-    return client
 
 
 def _echo_json(data: Any) -> None:
@@ -95,7 +88,7 @@ def clients_list(as_json):
 @click.argument("client_id")
 def clients_delete(client_id):
     """Delete a client with its consents, codes and tokens."""
-    client = _client_or_fail(client_id)
+    client = client_or_fail(client_id)
     clients.delete_client(client)
     click.echo(f"Deleted client {client.name} ({client.client_id}).")
 
@@ -105,7 +98,7 @@ def clients_delete(client_id):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def clients_rotate_secret(client_id, as_json):
     """Give a confidential client a new secret; the old one stops working at once."""
-    client = _client_or_fail(client_id)
+    client = client_or_fail(client_id)
     try:
         secret = clients.rotate_secret(client)
     except clients.ClientError as error:

@@ -8,10 +8,10 @@ import time
 import click
 from flask import current_app
 
-from . import accounts, apis, clients
+from . import accounts, apis
 from .claims import id_token_claims, machine_access_token_claims, user_access_token_claims
 from .claims import userinfo_claims as base_userinfo_claims
-from .cli_support import OneLineErrorGroup
+from .cli_support import OneLineErrorGroup, client_or_fail
 from .db import database
 from .hooks import TokenDenied
 from .models import OAuthSession
@@ -65,9 +65,7 @@ def plugins_list(as_json):
 )
 def plugins_try(hook, client_id, email, scopes, audience):
     """Run HOOK's plugin chain on a sample context and print the claims; nothing is issued or saved."""
-    client = clients.get_client(client_id)
-    if client is None:
-        raise click.ClickException(f"no client with id {client_id}")
+    client = client_or_fail(client_id)
     user = None
     if email:
         user = accounts.find_by_email(email)

@@ -22,3 +22,13 @@ class OneLineErrorGroup(AppGroup):
             raise
         except click.UsageError as error:
             raise click.ClickException(error.format_message()) from None
+
+
+def client_or_fail(client_id: str):
+    """The client with this id, or a one-line error."""
+    from .clients import get_client
+
+    client = get_client(client_id)
+    if client is None:
+        raise click.ClickException(f"no client with id {client_id}")
+    return client

@@ -14,7 +14,7 @@ from .claims import machine_access_token_claims
 from .grants import InvalidTargetError, _require_grant_type
 from .plugins import host as plugin_host
 from .scopes import parse as parse_scope
-from .tokens import ACCESS_TOKEN_TYP, TokenContext, finalize_access_claims
+from .tokens import ACCESS_TOKEN_TYP, TokenContext
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -70,7 +70,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
             client=client, audience=api.identifier, scopes=scopes, ttl=api.token_ttl, now=now
         )
         claims.update(extra)
-        claims = finalize_access_claims(claims, context)
+        claims = plugins.customize_access_token(claims, context)
         token = {
             "access_token": keys.sign_jwt(claims, typ=ACCESS_TOKEN_TYP),
             "token_type": "Bearer",

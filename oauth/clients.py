@@ -14,7 +14,7 @@ from .db import write_transaction
 from .models import Client, utcnow
 from .redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
 from .registry import invalidates
-from .security import random_token, sha256_hex
+from .security import lookup_key, random_token, sha256_hex
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
@@ -238,10 +238,7 @@ def create_client(
 
 def get_client(client_id: Any) -> Client | None:
     """The client with this id, or None (also for ids no client could have)."""
-    # PostgreSQL rejects NUL in text, so junk from a request must not reach the query.
-    if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
-        return None
-    if "\x00" in client_id:
+    if lookup_key(client_id) is None:  # no NUL (PostgreSQL refuses it), sane length
         return None
     return Client.get_or_none(Client.client_id == client_id)
 

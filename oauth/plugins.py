@@ -24,10 +24,10 @@ from . import hooks
 from .claims import PROTECTED_CLAIMS
 from .config import ConfigError
 from .hooks import SignupDenied, TokenDenied
+from .scopes import is_scope_token
 
 log = logging.getLogger(__name__)
 
-SCOPE_TOKEN = set(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
 FLUSH_SECONDS = 5.0
 
 
@@ -232,7 +232,7 @@ class PluginHost:
                 if isinstance(new_scopes, str):
                     new_scopes = new_scopes.split()
                 if not isinstance(new_scopes, list | tuple) or not all(
-                    isinstance(s, str) and s and set(s) <= SCOPE_TOKEN for s in new_scopes
+                    is_scope_token(s) for s in new_scopes
                 ):
                     self._fail(
                         plugin,
@@ -269,7 +269,7 @@ class PluginHost:
                     f"plugin {plugin}: register_scopes failed: {type(error).__name__}: {error}"
                 ) from None
             for scope, description in dict(result).items():
-                if not isinstance(scope, str) or not scope or not set(scope) <= SCOPE_TOKEN:
+                if not is_scope_token(scope):
                     raise ConfigError(
                         f"plugin {plugin}: register_scopes: {scope!r} is not a valid scope"
                     )
@@ -363,8 +363,6 @@ def init_app(app: Flask) -> PluginHost:
     host.load()
     app.extensions["portcullis.plugins"] = host
     app.extensions["portcullis.extra_scopes"] = host.registered_scopes()
-    app.extensions["portcullis.finalize_access_claims"] = host.customize_access_token
-    app.extensions["portcullis.finalize_id_token_claims"] = host.customize_id_token
 
     @app.after_request
     def _flush_statistics(response):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app
+
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 STANDARD_SCOPES: dict[str, str] = {
     "openid": "Confirm your identity (sign you in with your account)",
@@ -11,6 +16,11 @@ STANDARD_SCOPES: dict[str, str] = {
     "phone": "See your phone number",
     "offline_access": "Stay connected to your account when you are not using the app",
 }
+
+
+def is_scope_token(value) -> bool:
+    """Whether ``value`` is a single valid scope (printable ASCII, no space, quote or backslash)."""
+    return isinstance(value, str) and SCOPE_TOKEN.fullmatch(value) is not None
 
 
 def supported_scopes() -> dict[str, str]:

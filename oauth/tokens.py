@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from flask import current_app
 
 from . import claims as claim_builders
 from . import keys
 from .jwt import at_hash
 from .models import Client, OAuthSession, RefreshToken, User, utcnow
+from .plugins import host as plugin_host
 from .security import random_token, sha256_hex
 
 ACCESS_TOKEN_TYP = "at+jwt"
@@ -34,17 +34,6 @@ class TokenContext:
     request: Any = None
     session: OAuthSession | None = None
     extra: dict = field(default_factory=dict)
-
-
-def finalize_access_claims(claims: dict, context: TokenContext) -> dict:
-    """Let plugins reshape the access token claims (wired by the plugin system)."""
-    finalize = current_app.extensions.get("portcullis.finalize_access_claims")
-    return finalize(claims, context) if finalize else claims
-
-
-def finalize_id_token_claims(claims: dict, context: TokenContext) -> dict:
-    finalize = current_app.extensions.get("portcullis.finalize_id_token_claims")
-    return finalize(claims, context) if finalize else claims
 
 
 # --- refresh tokens -----------------------------------------------------------------------
@@ -139,7 +128,7 @@ def issue_user_tokens(
     access_claims = claim_builders.user_access_token_claims(
         user=user, client=client, session=session, scopes=scopes, now=now
     )
-    access_claims = finalize_access_claims(access_claims, context)
+    access_claims = plugin_host().customize_access_token(access_claims, context)
     access_token = keys.sign_jwt(access_claims, typ=ACCESS_TOKEN_TYP)
     response = {
         "access_token": access_token,
@@ -161,6 +150,6 @@ def issue_user_tokens(
             at_hash=at_hash(access_token),
             now=now,
         )
-        id_claims = finalize_id_token_claims(id_claims, context)
+        id_claims = plugin_host().customize_id_token(id_claims, context)
         response["id_token"] = keys.sign_jwt(id_claims, typ="JWT")
     return response

@@ -772,3 +772,9 @@ def test_cli_grant_errors_are_one_line(runner, app):
     _one_line_error(runner.invoke(args=["apis", "revoke", client_id, "urn:x:y"]), "no API")
     with app.app_context():
         assert apis.list_grants() == []
+
+
+def test_scope_with_a_trailing_newline_is_refused(app_context):
+    # a regex anchored with $ would accept "read:things\n"
+    with pytest.raises(apis.ApiError, match="not a valid scope"):
+        apis.create_api("https://newline.example", "Newline API", [{"value": "read:things\n"}])
