@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from . import keys
-from .jwt import InvalidTokenError
-from .models import OAuthSession, RevokedAccessToken, User
-from .security import lookup_key
+from oauth import keys
+from oauth.jwt import InvalidTokenError
+from oauth.models import OAuthSession, RevokedAccessToken, User
+from oauth.security import lookup_key
 
 
 @dataclass

@@ -7,11 +7,11 @@ import re
 import peewee
 from flask import current_app
 
-from . import passwords
-from .db import write_transaction
-from .hooks import SignupDenied
-from .models import User, utcnow
-from .plugins import PluginError
+from oauth import passwords
+from oauth.db import write_transaction
+from oauth.hooks import SignupDenied
+from oauth.models import User, utcnow
+from oauth.plugins import PluginError
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
 

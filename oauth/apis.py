@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 import peewee
 from flask import current_app
 
-from . import audit
-from .db import for_update, write_transaction
-from .models import Api, Client, ClientGrant, utcnow
-from .registry import invalidates
-from .scopes import is_scope_token
-from .security import lookup_key
+from oauth import audit
+from oauth.db import for_update, write_transaction
+from oauth.models import Api, Client, ClientGrant, utcnow
+from oauth.registry import invalidates
+from oauth.scopes import is_scope_token
+from oauth.security import lookup_key
 
 MAX_IDENTIFIER_LENGTH = 2048
 MAX_NAME_LENGTH = 200

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .accounts import find_by_email
-from .models import AuditEvent, Client, User
-from .pagination import Page, paginate
+from oauth.accounts import find_by_email
+from oauth.models import AuditEvent, Client, User
+from oauth.pagination import Page, paginate
 
 PER_PAGE = 50
 

@@ -17,13 +17,13 @@ from authlib.common.urls import add_params_to_uri
 from flask import current_app, session
 from werkzeug.datastructures import MultiDict
 
-from . import audit, clients
-from .db import for_update, write_transaction
-from .models import AuthorizationRequest, Consent, User, utcnow
-from .redirect_uris import redirect_uri_problem
-from .scopes import parse as parse_scope
-from .scopes import unknown as unknown_scopes
-from .security import lookup_key, random_token, sha256_hex
+from oauth import audit, clients
+from oauth.db import for_update, write_transaction
+from oauth.models import AuthorizationRequest, Consent, User, utcnow
+from oauth.redirect_uris import redirect_uri_problem
+from oauth.scopes import parse as parse_scope
+from oauth.scopes import unknown as unknown_scopes
+from oauth.security import lookup_key, random_token, sha256_hex
 
 CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 PROMPTS = {"none", "login", "consent", "select_account"}

@@ -8,11 +8,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import accounts
-from .cli_support import OneLineErrorGroup
-from .db import database
-from .migrations import migrate, runner
-from .models import User
+from oauth import accounts
+from oauth.cli_support import OneLineErrorGroup
+from oauth.db import database
+from oauth.migrations import migrate, runner
+from oauth.models import User
 
 users_cli = OneLineErrorGroup("users", help="Manage user accounts.")
 
@@ -116,9 +116,9 @@ def demo_command():
     import base64
     import hashlib
 
-    from . import clients
-    from .db import write_transaction
-    from .security import random_token
+    from oauth import clients
+    from oauth.db import write_transaction
+    from oauth.security import random_token
 
     password = random_token(12)
     redirect_uri = "http://127.0.0.1:8000/callback"
@@ -168,10 +168,10 @@ def demo_command():
 
 
 def init_app(app: Flask) -> None:
-    from .cli_apis import apis_cli
-    from .cli_clients import clients_cli
-    from .cli_keys import keys_cli
-    from .cli_plugins import plugins_cli
+    from oauth.cli_apis import apis_cli
+    from oauth.cli_clients import clients_cli
+    from oauth.cli_keys import keys_cli
+    from oauth.cli_plugins import plugins_cli
 
     app.cli.add_command(init_db_command)
     app.cli.add_command(users_cli)

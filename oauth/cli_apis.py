@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from . import apis
-from .cli_support import OneLineErrorGroup, client_or_fail
-from .models import Api
+from oauth import apis
+from oauth.cli_support import OneLineErrorGroup, client_or_fail
+from oauth.models import Api
 
 apis_cli = OneLineErrorGroup("apis", help="Manage APIs (resource servers) and client grants.")
 

@@ -9,10 +9,10 @@ from typing import Any
 import click
 import peewee
 
-from . import audit, clients
-from .cli_support import OneLineErrorGroup, client_or_fail
-from .db import for_update, write_transaction
-from .models import Client, utcnow
+from oauth import audit, clients
+from oauth.cli_support import OneLineErrorGroup, client_or_fail
+from oauth.db import for_update, write_transaction
+from oauth.models import Client, utcnow
 
 clients_cli = OneLineErrorGroup("clients", help="Manage OAuth clients.")
 

@@ -7,9 +7,9 @@ import json
 import click
 import peewee
 
-from . import jwt, keys
-from .cli_support import OneLineErrorGroup
-from .models import SigningKey
+from oauth import jwt, keys
+from oauth.cli_support import OneLineErrorGroup
+from oauth.models import SigningKey
 
 keys_cli = OneLineErrorGroup("keys", help="Manage JWT signing keys.")
 

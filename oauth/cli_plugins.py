@@ -8,16 +8,16 @@ import time
 import click
 from flask import current_app
 
-from . import accounts, apis
-from .claims import id_token_claims, machine_access_token_claims, user_access_token_claims
-from .claims import userinfo_claims as base_userinfo_claims
-from .cli_support import OneLineErrorGroup, client_or_fail
-from .db import database
-from .hooks import TokenDenied
-from .models import OAuthSession
-from .plugins import PluginError
-from .plugins import host as plugin_host
-from .tokens import TokenContext
+from oauth import accounts, apis
+from oauth.claims import id_token_claims, machine_access_token_claims, user_access_token_claims
+from oauth.claims import userinfo_claims as base_userinfo_claims
+from oauth.cli_support import OneLineErrorGroup, client_or_fail
+from oauth.db import database
+from oauth.hooks import TokenDenied
+from oauth.models import OAuthSession
+from oauth.plugins import PluginError
+from oauth.plugins import host as plugin_host
+from oauth.tokens import TokenContext
 
 plugins_cli = OneLineErrorGroup("plugins", help="Inspect and try plugins.")
 

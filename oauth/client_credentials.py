@@ -9,12 +9,12 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from flask import current_app
 
-from . import audit, keys, registry
-from .claims import machine_access_token_claims
-from .grants import InvalidTargetError, _require_grant_type
-from .plugins import host as plugin_host
-from .scopes import parse as parse_scope
-from .tokens import ACCESS_TOKEN_TYP, TokenContext
+from oauth import audit, keys, registry
+from oauth.claims import machine_access_token_claims
+from oauth.grants import InvalidTargetError, _require_grant_type
+from oauth.plugins import host as plugin_host
+from oauth.scopes import parse as parse_scope
+from oauth.tokens import ACCESS_TOKEN_TYP, TokenContext
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

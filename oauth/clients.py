@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import audit
-from .db import write_transaction
-from .models import Client, utcnow
-from .redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
-from .registry import invalidates
-from .security import lookup_key, random_token, sha256_hex
+from oauth import audit
+from oauth.db import write_transaction
+from oauth.models import Client, utcnow
+from oauth.redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
+from oauth.registry import invalidates
+from oauth.security import lookup_key, random_token, sha256_hex
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")

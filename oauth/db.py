@@ -16,7 +16,7 @@ import peewee
 from flask import Flask
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from .config import ConfigError
+from oauth.config import ConfigError
 
 database = peewee.DatabaseProxy()
 

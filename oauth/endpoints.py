@@ -10,11 +10,11 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as BaseRevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as BaseIntrospectionEndpoint
 from flask import current_app
 
-from . import audit, keys, tokens
-from .access_tokens import verify_access_token
-from .jwt import InvalidTokenError
-from .models import OAuthSession, RefreshToken, RevokedAccessToken, User, utcnow
-from .security import lookup_key, sha256_hex
+from oauth import audit, keys, tokens
+from oauth.access_tokens import verify_access_token
+from oauth.jwt import InvalidTokenError
+from oauth.models import OAuthSession, RefreshToken, RevokedAccessToken, User, utcnow
+from oauth.security import lookup_key, sha256_hex
 
 ACCESS_TOKEN = "access_token"
 REFRESH_TOKEN = "refresh_token"

@@ -21,11 +21,11 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from flask import current_app
 
-from . import audit, clients, tokens
-from .db import for_update
-from .models import AuthorizationRequest, Consent, OAuthSession, RefreshToken, User, utcnow
-from .scopes import parse as parse_scope
-from .security import sha256_hex
+from oauth import audit, clients, tokens
+from oauth.db import for_update
+from oauth.models import AuthorizationRequest, Consent, OAuthSession, RefreshToken, User, utcnow
+from oauth.scopes import parse as parse_scope
+from oauth.security import sha256_hex
 
 CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]

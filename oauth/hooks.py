@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .models import Client, User
-    from .tokens import TokenContext
+    from oauth.models import Client, User
+    from oauth.tokens import TokenContext
 
 PROJECT = "portcullis"
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
 
-from . import audit, jwt
-from .config import ConfigError
-from .db import connection, database, is_sqlite, write_transaction
-from .models import SigningKey, utcnow
+from oauth import audit, jwt
+from oauth.config import ConfigError
+from oauth.db import connection, database, is_sqlite, write_transaction
+from oauth.models import SigningKey, utcnow
 
 log = logging.getLogger(__name__)
 

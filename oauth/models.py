@@ -9,7 +9,7 @@ import uuid
 import peewee
 from flask_login import UserMixin
 
-from .db import database
+from oauth.db import database
 
 
 def utcnow() -> dt.datetime:
@@ -103,14 +103,14 @@ class Client(BaseModel):
         return scope
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        from .redirect_uris import redirect_uri_matches
+        from oauth.redirect_uris import redirect_uri_matches
 
         return any(
             redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris
         )
 
     def check_client_secret(self, client_secret: str) -> bool:
-        from .security import matches_hash
+        from oauth.security import matches_hash
 
         return self.client_secret_hash is not None and matches_hash(
             client_secret, self.client_secret_hash

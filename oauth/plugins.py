@@ -20,11 +20,11 @@ from typing import Any
 import pluggy
 from flask import Flask, current_app
 
-from . import hooks
-from .claims import PROTECTED_CLAIMS
-from .config import ConfigError
-from .hooks import SignupDenied, TokenDenied
-from .scopes import is_scope_token
+from oauth import hooks
+from oauth.claims import PROTECTED_CLAIMS
+from oauth.config import ConfigError
+from oauth.hooks import SignupDenied, TokenDenied
+from oauth.scopes import is_scope_token
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class PluginHost:
                 module,
                 f"entry point {entry.value}" + (f" ({dist.name})" if dist else ""),
             )
-        from .builtin_plugins import BUILTINS
+        from oauth.builtin_plugins import BUILTINS
 
         for name, module in BUILTINS.items():
             if name not in disabled and getattr(module, "enabled", lambda app: True)(self.app):
@@ -294,7 +294,7 @@ class PluginHost:
 
     def flush(self) -> None:
         """Add the counters gathered in this process to the shared table."""
-        from .models import HookStat, utcnow
+        from oauth.models import HookStat, utcnow
 
         with self._lock:
             pending, self._pending = self._pending, {}
@@ -325,7 +325,7 @@ class PluginHost:
 
     def describe(self) -> list[dict]:
         """Every loaded plugin with its hooks and call statistics (all workers)."""
-        from .models import HookStat
+        from oauth.models import HookStat
 
         self.flush()
         per_hook: dict[str, dict[str, list]] = {}

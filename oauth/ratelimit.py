@@ -24,7 +24,7 @@ def init_app(app: Flask) -> None:
 
 
 def form_email_key() -> str:
-    from .accounts import normalise_email
+    from oauth.accounts import normalise_email
 
     return "account:" + normalise_email(request.form.get("email", ""))
 
@@ -90,7 +90,7 @@ def limit_failed_client_auth(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        from .views.api import oauth_error
+        from oauth.views.api import oauth_error
 
         counter = attempts()
         limit = current_app.config["CLIENT_AUTH_RATE_LIMIT"]

@@ -7,10 +7,10 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from flask import Flask, current_app
 from flask import request as flask_request
 
-from . import grants, registry
-from .client_credentials import ClientCredentialsGrant
-from .endpoints import register_endpoints
-from .models import Client
+from oauth import grants, registry
+from oauth.client_credentials import ClientCredentialsGrant
+from oauth.endpoints import register_endpoints
+from oauth.models import Client
 
 
 class AuthorizationServer(FlaskAuthorizationServer):

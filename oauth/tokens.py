@@ -11,12 +11,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from . import claims as claim_builders
-from . import keys
-from .jwt import at_hash
-from .models import Client, OAuthSession, RefreshToken, User, utcnow
-from .plugins import host as plugin_host
-from .security import random_token, sha256_hex
+from oauth import claims as claim_builders
+from oauth import keys
+from oauth.jwt import at_hash
+from oauth.models import Client, OAuthSession, RefreshToken, User, utcnow
+from oauth.plugins import host as plugin_host
+from oauth.security import random_token, sha256_hex
 
 ACCESS_TOKEN_TYP = "at+jwt"
 

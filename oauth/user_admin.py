@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import audit, tokens
-from .db import for_update, write_transaction
-from .models import Consent, OAuthSession, User, utcnow
-from .pagination import Page, paginate
+from oauth import audit, tokens
+from oauth.db import for_update, write_transaction
+from oauth.models import Consent, OAuthSession, User, utcnow
+from oauth.pagination import Page, paginate
 
 PER_PAGE = 25
 MAX_METADATA_CHARS = 16_000

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from . import audit, tokens
-from .db import for_update, write_transaction
-from .models import AuthorizationRequest, Client, Consent, OAuthSession, User
-from .scopes import describe
+from oauth import audit, tokens
+from oauth.db import for_update, write_transaction
+from oauth.models import AuthorizationRequest, Client, Consent, OAuthSession, User
+from oauth.scopes import describe
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import uuid
 import requests
 from flask import Flask, current_app
 
-from ..hooks import TokenDenied, hookimpl
+from oauth.hooks import TokenDenied, hookimpl
 
 _session = requests.Session()
 

@@ -6,7 +6,17 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import admin, api, auth, errors, health, oauth, protocol, settings, wellknown  # noqa: F401
+    from oauth.views import (
+        admin,
+        api,
+        auth,
+        errors,
+        health,
+        oauth,
+        protocol,  # noqa: F401 - registers its routes on api.bp
+        settings,
+        wellknown,
+    )
 
     app.register_blueprint(health.bp)
     app.register_blueprint(wellknown.bp)

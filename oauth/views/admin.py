@@ -23,8 +23,8 @@ from flask import (
 )
 from flask_login import current_user
 
-from .. import apis, audit_log, clients, keys, user_admin, user_grants
-from ..admin_forms import (
+from oauth import apis, audit_log, clients, keys, user_admin, user_grants
+from oauth.admin_forms import (
     ApiForm,
     ClientCreateForm,
     ClientEditForm,
@@ -34,10 +34,10 @@ from ..admin_forms import (
     choice,
     lines,
 )
-from ..forms import ConfirmForm
-from ..login import login_manager
-from ..models import Api, AuditEvent, Client, Consent, OAuthSession, SigningKey, User, utcnow
-from ..pagination import page_number
+from oauth.forms import ConfirmForm
+from oauth.login import login_manager
+from oauth.models import Api, AuditEvent, Client, Consent, OAuthSession, SigningKey, User, utcnow
+from oauth.pagination import page_number
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -6,15 +6,15 @@ import contextlib
 
 from flask import Blueprint, jsonify, request
 
-from ..access_tokens import verify_access_token
-from ..claims import userinfo_claims
-from ..db import write_transaction
-from ..hooks import TokenDenied
-from ..jwt import InvalidTokenError
-from ..plugins import PluginError
-from ..plugins import host as plugin_host
-from ..ratelimit import limit_failed_client_auth
-from ..server import authorization_server
+from oauth.access_tokens import verify_access_token
+from oauth.claims import userinfo_claims
+from oauth.db import write_transaction
+from oauth.hooks import TokenDenied
+from oauth.jwt import InvalidTokenError
+from oauth.plugins import PluginError
+from oauth.plugins import host as plugin_host
+from oauth.ratelimit import limit_failed_client_auth
+from oauth.server import authorization_server
 
 bp = Blueprint("api", __name__, url_prefix="/oauth")
 

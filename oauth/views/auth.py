@@ -15,12 +15,12 @@ from flask import (
 )
 from flask_login import current_user, logout_user
 
-from .. import accounts, audit
-from ..db import write_transaction
-from ..forms import ConfirmForm, LoginForm, SignupForm
-from ..login import sign_in
-from ..ratelimit import failed, form_email_key, limiter
-from ..security import safe_next_path
+from oauth import accounts, audit
+from oauth.db import write_transaction
+from oauth.forms import ConfirmForm, LoginForm, SignupForm
+from oauth.login import sign_in
+from oauth.ratelimit import failed, form_email_key, limiter
+from oauth.security import safe_next_path
 
 bp = Blueprint("auth", __name__)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import authorization
-from ..authorization import AuthorizationPageError, RedirectError
-from ..db import write_transaction
-from ..forms import ConsentForm
-from ..models import Client
-from ..scopes import describe
+from oauth import authorization
+from oauth.authorization import AuthorizationPageError, RedirectError
+from oauth.db import write_transaction
+from oauth.forms import ConsentForm
+from oauth.models import Client
+from oauth.scopes import describe
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 

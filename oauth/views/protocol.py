@@ -6,15 +6,15 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
-from .. import clients
-from ..clients import ClientError
-from ..db import write_transaction
-from ..endpoints import IntrospectionEndpoint, RevocationEndpoint
-from ..models import Client
-from ..ratelimit import limit_failed_client_auth, limiter
-from ..security import matches_hash, random_token, sha256_hex
-from ..server import authorization_server
-from .api import _bearer_challenge, bp, oauth_error
+from oauth import clients
+from oauth.clients import ClientError
+from oauth.db import write_transaction
+from oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
+from oauth.models import Client
+from oauth.ratelimit import limit_failed_client_auth, limiter
+from oauth.security import matches_hash, random_token, sha256_hex
+from oauth.server import authorization_server
+from oauth.views.api import _bearer_challenge, bp, oauth_error
 
 DEFAULT_CLIENT_NAME = "Unnamed app"
 DEFAULT_AUTH_METHOD = "client_secret_basic"  # RFC 7591 §2

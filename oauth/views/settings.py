@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 from flask_login import current_user, login_required
 
-from .. import accounts, audit, passwords, user_grants
-from ..clients import get_client
-from ..db import write_transaction
-from ..forms import ConfirmForm, PasswordChangeForm, ProfileForm
-from ..login import sign_in
-from ..models import User
+from oauth import accounts, audit, passwords, user_grants
+from oauth.clients import get_client
+from oauth.db import write_transaction
+from oauth.forms import ConfirmForm, PasswordChangeForm, ProfileForm
+from oauth.login import sign_in
+from oauth.models import User
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 

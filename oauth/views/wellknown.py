@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from .. import keys
-from ..jwt import SUPPORTED_ALGS
-from ..scopes import supported_scopes
+from oauth import keys
+from oauth.jwt import SUPPORTED_ALGS
+from oauth.scopes import supported_scopes
 
 bp = Blueprint("wellknown", __name__)
 
