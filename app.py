@@ -10,19 +10,8 @@ from flask import Flask
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: config -> db -> login/csrf -> plugins -> oauth server -> blueprints -> CLI."""
-    from oauth import (
-        cli,
-        config,
-        db,
-        keys,
-        login,
-        passwords,
-        plugins,
-        ratelimit,
-        registry,
-        server,
-        views,
-    )
+    from oauth import cli, config, db, keys, plugins, ratelimit, registry, server, views
+    from oauth.accounts import login, passwords
     from oauth.migrations import migrate
 
     app = Flask(

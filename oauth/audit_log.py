@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oauth.accounts import find_by_email
+from oauth.accounts.users import find_by_email
 from oauth.models import AuditEvent, Client, User
 from oauth.pagination import Page, paginate
 

@@ -8,7 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from oauth import accounts
+from oauth.accounts import users as accounts
 from oauth.cli_support import OneLineErrorGroup
 from oauth.db import database
 from oauth.migrations import migrate, runner

@@ -8,7 +8,8 @@ import time
 import click
 from flask import current_app
 
-from oauth import accounts, apis
+from oauth import apis
+from oauth.accounts import users as accounts
 from oauth.claims import id_token_claims, machine_access_token_claims, user_access_token_claims
 from oauth.claims import userinfo_claims as base_userinfo_claims
 from oauth.cli_support import OneLineErrorGroup, client_or_fail

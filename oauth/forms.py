@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
-from oauth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from oauth.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 PASSWORD_LENGTH_MESSAGE = (
     f"Password must be at least {MIN_PASSWORD_LENGTH} characters "

@@ -24,7 +24,7 @@ def init_app(app: Flask) -> None:
 
 
 def form_email_key() -> str:
-    from oauth.accounts import normalise_email
+    from oauth.accounts.users import normalise_email
 
     return "account:" + normalise_email(request.form.get("email", ""))
 

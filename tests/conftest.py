@@ -153,7 +153,7 @@ class AuthActions:
         self.app = app
 
     def create_user(self, email="alice@example.com", password="correct horse", **kwargs):
-        from oauth import accounts
+        from oauth.accounts import users as accounts
 
         with self.app.app_context():
             return accounts.create_user(email, password, **kwargs)

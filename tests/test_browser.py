@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from oauth import accounts
+from oauth.accounts import users as accounts
 from oauth.models import Client, Consent, SigningKey
 from tests.oauth_helpers import make_client, pkce_pair
 

@@ -57,7 +57,7 @@ def test_set_password(runner, app):
     )
     assert result.exit_code == 0
     with app.app_context():
-        from oauth import accounts
+        from oauth.accounts import users as accounts
 
         assert accounts.authenticate("ann@example.com", "another-pass") is not None
         assert accounts.authenticate("ann@example.com", "password123") is None
@@ -78,7 +78,7 @@ def test_demo_seeds_only_an_empty_database(runner, app):
     assert "demo@example.com" in first.output and "password:" in first.output
     password = first.output.split("password:")[1].split()[0]
     with app.app_context():
-        from oauth import accounts
+        from oauth.accounts import users as accounts
 
         assert accounts.authenticate("demo@example.com", password) is not None
     second = runner.invoke(args=["demo"])

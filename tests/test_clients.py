@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from oauth import accounts, clients
+from oauth import clients
+from oauth.accounts import users as accounts
 from oauth.clients import ClientError, create_client
 from oauth.db import database
 from oauth.models import (

@@ -3,7 +3,7 @@
 import peewee
 import pytest
 
-from oauth import accounts
+from oauth.accounts import users as accounts
 from oauth.db import database
 from oauth.migrations import migrate, pending, runner
 from oauth.models import User

@@ -23,7 +23,10 @@ from flask import (
 )
 from flask_login import current_user
 
-from oauth import apis, audit_log, clients, keys, user_admin, user_grants
+from oauth import apis, audit_log, clients, keys
+from oauth.accounts import admin as user_admin
+from oauth.accounts import consents as user_grants
+from oauth.accounts.login import login_manager
 from oauth.admin_forms import (
     ApiForm,
     ClientCreateForm,
@@ -35,7 +38,6 @@ from oauth.admin_forms import (
     lines,
 )
 from oauth.forms import ConfirmForm
-from oauth.login import login_manager
 from oauth.models import Api, AuditEvent, Client, Consent, OAuthSession, SigningKey, User, utcnow
 from oauth.pagination import page_number
 

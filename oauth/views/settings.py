@@ -5,11 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 from flask_login import current_user, login_required
 
-from oauth import accounts, audit, passwords, user_grants
+from oauth import audit
+from oauth.accounts import consents as user_grants
+from oauth.accounts import passwords
+from oauth.accounts import users as accounts
+from oauth.accounts.login import sign_in
 from oauth.clients import get_client
 from oauth.db import write_transaction
 from oauth.forms import ConfirmForm, PasswordChangeForm, ProfileForm
-from oauth.login import sign_in
 from oauth.models import User
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")

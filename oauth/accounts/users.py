@@ -7,7 +7,7 @@ import re
 import peewee
 from flask import current_app
 
-from oauth import passwords
+from oauth.accounts import passwords
 from oauth.db import write_transaction
 from oauth.hooks import SignupDenied
 from oauth.models import User, utcnow

@@ -1,0 +1,1 @@
+"""Accounts: users, passwords, browser sign-in, consents (the only owner of Consent rows), user admin."""
