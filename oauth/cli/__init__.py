@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from oauth.accounts import users as accounts
-from oauth.cli_support import OneLineErrorGroup
+from oauth.cli.support import OneLineErrorGroup
 from oauth.db import database
 from oauth.migrations import migrate, runner
 from oauth.models import User
@@ -168,10 +168,10 @@ def demo_command():
 
 
 def init_app(app: Flask) -> None:
-    from oauth.cli_apis import apis_cli
-    from oauth.cli_clients import clients_cli
-    from oauth.cli_keys import keys_cli
-    from oauth.cli_plugins import plugins_cli
+    from oauth.cli.apis import apis_cli
+    from oauth.cli.clients import clients_cli
+    from oauth.cli.keys import keys_cli
+    from oauth.cli.plugins import plugins_cli
 
     app.cli.add_command(init_db_command)
     app.cli.add_command(users_cli)

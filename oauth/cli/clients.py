@@ -10,7 +10,7 @@ import click
 import peewee
 
 from oauth import audit, clients
-from oauth.cli_support import OneLineErrorGroup, client_or_fail
+from oauth.cli.support import OneLineErrorGroup, client_or_fail
 from oauth.db import for_update, write_transaction
 from oauth.models import Client, utcnow
 

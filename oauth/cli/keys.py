@@ -8,7 +8,7 @@ import click
 import peewee
 
 from oauth import jwt, keys
-from oauth.cli_support import OneLineErrorGroup
+from oauth.cli.support import OneLineErrorGroup
 from oauth.models import SigningKey
 
 keys_cli = OneLineErrorGroup("keys", help="Manage JWT signing keys.")

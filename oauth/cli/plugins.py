@@ -12,7 +12,7 @@ from oauth import apis
 from oauth.accounts import users as accounts
 from oauth.claims import id_token_claims, machine_access_token_claims, user_access_token_claims
 from oauth.claims import userinfo_claims as base_userinfo_claims
-from oauth.cli_support import OneLineErrorGroup, client_or_fail
+from oauth.cli.support import OneLineErrorGroup, client_or_fail
 from oauth.db import database
 from oauth.hooks import TokenDenied
 from oauth.models import OAuthSession

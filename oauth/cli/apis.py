@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from oauth import apis
-from oauth.cli_support import OneLineErrorGroup, client_or_fail
+from oauth.cli.support import OneLineErrorGroup, client_or_fail
 from oauth.models import Api
 
 apis_cli = OneLineErrorGroup("apis", help="Manage APIs (resource servers) and client grants.")
