@@ -12,7 +12,7 @@ from flask import current_app
 from oauth import audit, keys, registry
 from oauth.claims import machine_access_token_claims
 from oauth.grants import InvalidTargetError, _require_grant_type
-from oauth.plugins import host as plugin_host
+from oauth.plugins.host import host as plugin_host
 from oauth.scopes import parse as parse_scope
 from oauth.tokens import ACCESS_TOKEN_TYP, TokenContext
 

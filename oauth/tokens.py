@@ -15,7 +15,7 @@ from oauth import claims as claim_builders
 from oauth import keys
 from oauth.jwt import at_hash
 from oauth.models import Client, OAuthSession, RefreshToken, User, utcnow
-from oauth.plugins import host as plugin_host
+from oauth.plugins.host import host as plugin_host
 from oauth.security import random_token, sha256_hex
 
 ACCESS_TOKEN_TYP = "at+jwt"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from oauth import hooks
 from oauth.models import AuthorizationRequest, OAuthSession, RefreshToken
+from oauth.plugins import hookspecs as hooks
 from tests.conftest import AuthActions, csrf_token_from
 from tests.m2m_helpers import API, cc_token, setup_m2m
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client

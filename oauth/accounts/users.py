@@ -9,9 +9,9 @@ from flask import current_app
 
 from oauth.accounts import passwords
 from oauth.db import write_transaction
-from oauth.hooks import SignupDenied
 from oauth.models import User, utcnow
-from oauth.plugins import PluginError
+from oauth.plugins.hookspecs import SignupDenied
+from oauth.plugins.host import PluginError
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
 

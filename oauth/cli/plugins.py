@@ -14,10 +14,10 @@ from oauth.claims import id_token_claims, machine_access_token_claims, user_acce
 from oauth.claims import userinfo_claims as base_userinfo_claims
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
 from oauth.db import database
-from oauth.hooks import TokenDenied
 from oauth.models import OAuthSession
-from oauth.plugins import PluginError
-from oauth.plugins import host as plugin_host
+from oauth.plugins.hookspecs import TokenDenied
+from oauth.plugins.host import PluginError
+from oauth.plugins.host import host as plugin_host
 from oauth.tokens import TokenContext
 
 plugins_cli = OneLineErrorGroup("plugins", help="Inspect and try plugins.")

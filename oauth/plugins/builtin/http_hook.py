@@ -21,7 +21,7 @@ import uuid
 import requests
 from flask import Flask, current_app
 
-from oauth.hooks import TokenDenied, hookimpl
+from oauth.plugins.hookspecs import TokenDenied, hookimpl
 
 _session = requests.Session()
 

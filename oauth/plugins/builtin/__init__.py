@@ -1,5 +1,5 @@
 """Built-in plugins, registered after every user plugin (``trylast``)."""
 
-from oauth.builtin_plugins import http_hook
+from oauth.plugins.builtin import http_hook
 
 BUILTINS = {"http_hook": http_hook}

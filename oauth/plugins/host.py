@@ -20,10 +20,10 @@ from typing import Any
 import pluggy
 from flask import Flask, current_app
 
-from oauth import hooks
 from oauth.claims import PROTECTED_CLAIMS
 from oauth.config import ConfigError
-from oauth.hooks import SignupDenied, TokenDenied
+from oauth.plugins import hookspecs as hooks
+from oauth.plugins.hookspecs import SignupDenied, TokenDenied
 from oauth.scopes import is_scope_token
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class PluginHost:
                 module,
                 f"entry point {entry.value}" + (f" ({dist.name})" if dist else ""),
             )
-        from oauth.builtin_plugins import BUILTINS
+        from oauth.plugins.builtin import BUILTINS
 
         for name, module in BUILTINS.items():
             if name not in disabled and getattr(module, "enabled", lambda app: True)(self.app):
