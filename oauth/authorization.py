@@ -17,10 +17,11 @@ from authlib.common.urls import add_params_to_uri
 from flask import current_app, session
 from werkzeug.datastructures import MultiDict
 
-from oauth import audit, clients
+from oauth import audit
 from oauth.db import for_update, write_transaction
 from oauth.models import AuthorizationRequest, Consent, User, utcnow
 from oauth.redirect_uris import redirect_uri_problem
+from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.scopes import unknown as unknown_scopes
 from oauth.security import lookup_key, random_token, sha256_hex

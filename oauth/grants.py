@@ -21,9 +21,10 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from flask import current_app
 
-from oauth import audit, clients, tokens
+from oauth import audit, tokens
 from oauth.db import for_update
 from oauth.models import AuthorizationRequest, Consent, OAuthSession, RefreshToken, User, utcnow
+from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
 

@@ -7,10 +7,11 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from flask import Flask, current_app
 from flask import request as flask_request
 
-from oauth import grants, registry
+from oauth import grants
 from oauth.client_credentials import ClientCredentialsGrant
 from oauth.endpoints import register_endpoints
 from oauth.models import Client
+from oauth.registry import cache as registry
 
 
 class AuthorizationServer(FlaskAuthorizationServer):

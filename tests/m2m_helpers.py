@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oauth import apis, clients
+from oauth.registry import apis, clients
 from tests.oauth_helpers import basic_auth_header
 
 API = "https://api.example.com"

@@ -8,7 +8,7 @@ import json
 import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from oauth import clients
+from oauth.registry import clients
 from tests.conftest import AuthActions, csrf_token_from
 
 REDIRECT = "https://app.example/callback"

@@ -138,7 +138,7 @@ def test_client_secret_post_works(app, client):
 
 
 def test_api_token_ttl(app, client):
-    from oauth import apis
+    from oauth.registry import apis
 
     client_id, secret = setup_m2m(app)
     with app.app_context():

@@ -7,9 +7,7 @@ import json
 
 import pytest
 
-from oauth import clients
 from oauth.accounts import users as accounts
-from oauth.clients import ClientError, create_client
 from oauth.db import database
 from oauth.models import (
     AuthorizationRequest,
@@ -19,6 +17,8 @@ from oauth.models import (
     RefreshToken,
     utcnow,
 )
+from oauth.registry import clients
+from oauth.registry.clients import ClientError, create_client
 from oauth.security import sha256_hex
 
 WEB = "https://app.example/cb"

@@ -116,8 +116,8 @@ def demo_command():
     import base64
     import hashlib
 
-    from oauth import clients
     from oauth.db import write_transaction
+    from oauth.registry import clients
     from oauth.security import random_token
 
     password = random_token(12)

@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from oauth import apis
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
 from oauth.models import Api
+from oauth.registry import apis
 
 apis_cli = OneLineErrorGroup("apis", help="Manage APIs (resource servers) and client grants.")
 

@@ -9,10 +9,11 @@ from typing import Any
 import click
 import peewee
 
-from oauth import audit, clients
+from oauth import audit
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
 from oauth.db import for_update, write_transaction
 from oauth.models import Client, utcnow
+from oauth.registry import clients
 
 clients_cli = OneLineErrorGroup("clients", help="Manage OAuth clients.")
 

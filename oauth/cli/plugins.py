@@ -8,7 +8,6 @@ import time
 import click
 from flask import current_app
 
-from oauth import apis
 from oauth.accounts import users as accounts
 from oauth.claims import id_token_claims, machine_access_token_claims, user_access_token_claims
 from oauth.claims import userinfo_claims as base_userinfo_claims
@@ -18,6 +17,7 @@ from oauth.models import OAuthSession
 from oauth.plugins.hookspecs import TokenDenied
 from oauth.plugins.host import PluginError
 from oauth.plugins.host import host as plugin_host
+from oauth.registry import apis
 from oauth.tokens import TokenContext
 
 plugins_cli = OneLineErrorGroup("plugins", help="Inspect and try plugins.")

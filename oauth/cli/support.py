@@ -26,7 +26,7 @@ class OneLineErrorGroup(AppGroup):
 
 def client_or_fail(client_id: str):
     """The client with this id, or a one-line error."""
-    from oauth.clients import get_client
+    from oauth.registry.clients import get_client
 
     client = get_client(client_id)
     if client is None:

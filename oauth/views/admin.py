@@ -23,7 +23,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from oauth import apis, audit_log, clients, keys
+from oauth import audit_log, keys
 from oauth.accounts import admin as user_admin
 from oauth.accounts import consents as user_grants
 from oauth.accounts.login import login_manager
@@ -40,6 +40,7 @@ from oauth.admin_forms import (
 from oauth.forms import ConfirmForm
 from oauth.models import Api, AuditEvent, Client, Consent, OAuthSession, SigningKey, User, utcnow
 from oauth.pagination import page_number
+from oauth.registry import apis, clients
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -13,7 +13,7 @@ from oauth import audit
 from oauth.db import write_transaction
 from oauth.models import Client, utcnow
 from oauth.redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
-from oauth.registry import invalidates
+from oauth.registry.cache import invalidates
 from oauth.security import lookup_key, random_token, sha256_hex
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")

@@ -19,7 +19,7 @@ from flask import current_app
 from oauth import audit
 from oauth.db import for_update, write_transaction
 from oauth.models import Api, Client, ClientGrant, utcnow
-from oauth.registry import invalidates
+from oauth.registry.cache import invalidates
 from oauth.scopes import is_scope_token
 from oauth.security import lookup_key
 

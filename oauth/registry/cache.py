@@ -83,7 +83,7 @@ def _cached(key: tuple, load):
 
 
 def client(client_id: str) -> Client | None:
-    from oauth.clients import get_client
+    from oauth.registry.clients import get_client
 
     if not isinstance(client_id, str):
         return None
@@ -91,7 +91,7 @@ def client(client_id: str) -> Client | None:
 
 
 def api(identifier: str) -> Api | None:
-    from oauth.apis import get_api
+    from oauth.registry.apis import get_api
 
     if not isinstance(identifier, str):
         return None
@@ -99,6 +99,6 @@ def api(identifier: str) -> Api | None:
 
 
 def grant(client: Client, api: Api) -> ClientGrant | None:
-    from oauth.apis import get_grant
+    from oauth.registry.apis import get_grant
 
     return _cached(("grant", client.client_id, api.id), lambda: get_grant(client, api))
