@@ -614,8 +614,8 @@ def instrument(app) -> WallClock:
     import oauth.audit
     import oauth.client_credentials
     import oauth.keys
-    from oauth.models import Client
     from oauth.ratelimit import limiter
+    from oauth.storage.models import Client
 
     clock = WallClock()
     db = app.extensions["portcullis.database"]

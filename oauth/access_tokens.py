@@ -8,8 +8,8 @@ from flask import current_app
 
 from oauth import keys
 from oauth.jwt import InvalidTokenError
-from oauth.models import OAuthSession, RevokedAccessToken, User
 from oauth.security import lookup_key
+from oauth.storage.models import OAuthSession, RevokedAccessToken, User
 
 
 @dataclass

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from flask import current_app, has_request_context, request
 
-from oauth.db import database
-from oauth.models import AuditEvent, utcnow
+from oauth.storage.db import database
+from oauth.storage.models import AuditEvent, utcnow
 
 
 def record(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oauth.accounts.users import find_by_email
-from oauth.models import AuditEvent, Client, User
 from oauth.pagination import Page, paginate
+from oauth.storage.models import AuditEvent, Client, User
 
 PER_PAGE = 50
 

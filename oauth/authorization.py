@@ -18,13 +18,13 @@ from flask import current_app, session
 from werkzeug.datastructures import MultiDict
 
 from oauth import audit
-from oauth.db import for_update, write_transaction
-from oauth.models import AuthorizationRequest, Consent, User, utcnow
 from oauth.redirect_uris import redirect_uri_problem
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.scopes import unknown as unknown_scopes
 from oauth.security import lookup_key, random_token, sha256_hex
+from oauth.storage.db import for_update, write_transaction
+from oauth.storage.models import AuthorizationRequest, Consent, User, utcnow
 
 CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 PROMPTS = {"none", "login", "consent", "select_account"}

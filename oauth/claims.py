@@ -7,7 +7,7 @@ import uuid
 
 from flask import current_app
 
-from oauth.models import Client, OAuthSession, User
+from oauth.storage.models import Client, OAuthSession, User
 
 # Claims plugins may not change (DESIGN.md).
 PROTECTED_CLAIMS = ("iss", "sub", "iat", "exp", "nbf", "jti", "client_id")

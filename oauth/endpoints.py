@@ -13,8 +13,8 @@ from flask import current_app
 from oauth import audit, keys, tokens
 from oauth.access_tokens import verify_access_token
 from oauth.jwt import InvalidTokenError
-from oauth.models import OAuthSession, RefreshToken, RevokedAccessToken, User, utcnow
 from oauth.security import lookup_key, sha256_hex
+from oauth.storage.models import OAuthSession, RefreshToken, RevokedAccessToken, User, utcnow
 
 ACCESS_TOKEN = "access_token"
 REFRESH_TOKEN = "refresh_token"

@@ -22,11 +22,18 @@ from authlib.oauth2.rfc6749.errors import (
 from flask import current_app
 
 from oauth import audit, tokens
-from oauth.db import for_update
-from oauth.models import AuthorizationRequest, Consent, OAuthSession, RefreshToken, User, utcnow
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
+from oauth.storage.db import for_update
+from oauth.storage.models import (
+    AuthorizationRequest,
+    Consent,
+    OAuthSession,
+    RefreshToken,
+    User,
+    utcnow,
+)
 
 CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]

@@ -21,8 +21,8 @@ from flask import Flask, current_app, has_app_context
 
 from oauth import audit, jwt
 from oauth.config import ConfigError
-from oauth.db import connection, database, is_sqlite, write_transaction
-from oauth.models import SigningKey, utcnow
+from oauth.storage.db import connection, database, is_sqlite, write_transaction
+from oauth.storage.models import SigningKey, utcnow
 
 log = logging.getLogger(__name__)
 

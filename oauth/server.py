@@ -10,8 +10,8 @@ from flask import request as flask_request
 from oauth import grants
 from oauth.client_credentials import ClientCredentialsGrant
 from oauth.endpoints import register_endpoints
-from oauth.models import Client
 from oauth.registry import cache as registry
+from oauth.storage.models import Client
 
 
 class AuthorizationServer(FlaskAuthorizationServer):

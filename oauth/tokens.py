@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from oauth import claims as claim_builders
 from oauth import keys
 from oauth.jwt import at_hash
-from oauth.models import Client, OAuthSession, RefreshToken, User, utcnow
 from oauth.plugins.host import host as plugin_host
 from oauth.security import random_token, sha256_hex
+from oauth.storage.models import Client, OAuthSession, RefreshToken, User, utcnow
 
 ACCESS_TOKEN_TYP = "at+jwt"
 

@@ -129,7 +129,7 @@ def runner(app):
 @pytest.fixture
 def app_context(app):
     with app.app_context():
-        from oauth.db import database
+        from oauth.storage.db import database
 
         database.connect(reuse_if_open=True)
         yield app

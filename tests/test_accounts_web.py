@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from oauth.models import User
+from oauth.storage.models import User
 from tests.conftest import csrf_token_from
 
 

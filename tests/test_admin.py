@@ -8,7 +8,8 @@ import re
 import pytest
 
 from oauth import keys
-from oauth.models import (
+from oauth.security import sha256_hex
+from oauth.storage.models import (
     Api,
     AuditEvent,
     Client,
@@ -18,7 +19,6 @@ from oauth.models import (
     SigningKey,
     User,
 )
-from oauth.security import sha256_hex
 from tests.conftest import AuthActions, csrf_token_from
 from tests.oauth_helpers import Flow, make_client
 

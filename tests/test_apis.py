@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from oauth.models import Api, AuditEvent, ClientGrant
 from oauth.registry import apis, clients
 from oauth.registry.apis import ApiError, create_api, grant
 from oauth.registry.clients import create_client
+from oauth.storage.models import Api, AuditEvent, ClientGrant
 
 API = "https://api.example.com"
 WEB = "https://app.example/cb"

@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from oauth.models import AuthorizationRequest, Consent, utcnow
+from oauth.storage.models import AuthorizationRequest, Consent, utcnow
 from tests.oauth_helpers import REDIRECT, Flow, make_client, query
 
 

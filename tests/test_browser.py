@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from oauth.accounts import users as accounts
-from oauth.models import Client, Consent, SigningKey
+from oauth.storage.models import Client, Consent, SigningKey
 from tests.oauth_helpers import make_client, pkce_pair
 
 CHROMIUM = "/usr/bin/chromium"

@@ -1,6 +1,6 @@
 """The flask CLI: users and the demo seed."""
 
-from oauth.models import User
+from oauth.storage.models import User
 
 
 def test_users_create_list_delete(runner, app):

@@ -8,8 +8,11 @@ import json
 import pytest
 
 from oauth.accounts import users as accounts
-from oauth.db import database
-from oauth.models import (
+from oauth.registry import clients
+from oauth.registry.clients import ClientError, create_client
+from oauth.security import sha256_hex
+from oauth.storage.db import database
+from oauth.storage.models import (
     AuthorizationRequest,
     Client,
     Consent,
@@ -17,9 +20,6 @@ from oauth.models import (
     RefreshToken,
     utcnow,
 )
-from oauth.registry import clients
-from oauth.registry.clients import ClientError, create_client
-from oauth.security import sha256_hex
 
 WEB = "https://app.example/cb"
 

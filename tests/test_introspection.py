@@ -8,7 +8,7 @@ import time
 import pytest
 
 from oauth import keys, tokens
-from oauth.models import OAuthSession, RevokedAccessToken, User, utcnow
+from oauth.storage.models import OAuthSession, RevokedAccessToken, User, utcnow
 from tests.oauth_helpers import basic_auth_header as basic
 from tests.oauth_helpers import decode_jwt_unverified, make_client
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from oauth import jwt, keys
-from oauth.models import SigningKey
+from oauth.storage.models import SigningKey
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 

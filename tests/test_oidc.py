@@ -3,7 +3,7 @@
 import pytest
 
 from oauth import keys
-from oauth.models import OAuthSession, User, utcnow
+from oauth.storage.models import OAuthSession, User, utcnow
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from oauth.models import AuthorizationRequest, OAuthSession, RefreshToken
 from oauth.plugins import hookspecs as hooks
+from oauth.storage.models import AuthorizationRequest, OAuthSession, RefreshToken
 from tests.conftest import AuthActions, csrf_token_from
 from tests.m2m_helpers import API, cc_token, setup_m2m
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
@@ -398,7 +398,7 @@ def test_before_user_created_can_refuse_and_shape_sign_ups(make_app, plugin_dir)
         "/signup", data={"email": "y@example.com", "password": "long enough", "csrf_token": token}
     )
     assert accepted.status_code == 302
-    from oauth.models import User
+    from oauth.storage.models import User
 
     with app.app_context():
         assert [u.email for u in User.select()] == ["y@example.com"]
@@ -502,7 +502,7 @@ def test_statistics_and_the_cli(make_app, plugin_dir):
     unknown = runner.invoke(args=["plugins", "try", "customize_access_token", "--client", "nope"])
     assert unknown.exit_code == 1 and "no client" in unknown.output
     with app.app_context():
-        from oauth.models import OAuthSession as Session
+        from oauth.storage.models import OAuthSession as Session
 
         assert Session.select().count() == 0  # a dry run saves nothing
 

@@ -6,8 +6,8 @@ import threading
 import pytest
 import requests
 
-from oauth.models import OAuthSession, RefreshToken, utcnow
 from oauth.security import sha256_hex
+from oauth.storage.models import OAuthSession, RefreshToken, utcnow
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
 
 

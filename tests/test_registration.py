@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from oauth.models import AuditEvent, Client, Consent, OAuthSession, utcnow
 from oauth.security import sha256_hex
+from oauth.storage.models import AuditEvent, Client, Consent, OAuthSession, utcnow
 from tests.oauth_helpers import Flow, make_client
 
 REDIRECT = "https://mcp.example/callback"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oauth.models import AuditEvent, Consent, OAuthSession, RefreshToken, User
+from oauth.storage.models import AuditEvent, Consent, OAuthSession, RefreshToken, User
 from tests.conftest import AuthActions, csrf_token_from
 from tests.oauth_helpers import Flow, make_client
 

@@ -4,9 +4,9 @@ import peewee
 import pytest
 
 from oauth.accounts import users as accounts
-from oauth.db import database
-from oauth.migrations import migrate, pending, runner
-from oauth.models import User
+from oauth.storage.db import database
+from oauth.storage.migrations import migrate, pending, runner
+from oauth.storage.models import User
 
 
 def test_schema_is_fully_migrated_and_init_db_is_idempotent(app, runner_cli):
@@ -124,7 +124,7 @@ def test_start_up_waits_out_a_locked_fresh_sqlite_file(tmp_path):
     import sqlite3
     import threading
 
-    from oauth.db import _check_connection
+    from oauth.storage.db import _check_connection
 
     path = tmp_path / "fresh.db"
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -7,7 +7,7 @@ import pytest
 
 from oauth import keys
 from oauth.grants import s256
-from oauth.models import AuthorizationRequest, OAuthSession, RefreshToken, utcnow
+from oauth.storage.models import AuthorizationRequest, OAuthSession, RefreshToken, utcnow
 from tests.oauth_helpers import REDIRECT, Flow, decode_jwt_unverified, make_client
 
 
@@ -234,7 +234,7 @@ def test_token_endpoint_only_accepts_post(flow):
 
 def test_disabled_user_cannot_redeem_a_code(flow, app):
     code, _ = flow.get_code()
-    from oauth.models import User
+    from oauth.storage.models import User
 
     with app.app_context():
         User.update(disabled=True).execute()

@@ -9,9 +9,9 @@ import json
 from typing import Any
 
 from oauth import audit, tokens
-from oauth.db import for_update, write_transaction
-from oauth.models import Consent, OAuthSession, User, utcnow
 from oauth.pagination import Page, paginate
+from oauth.storage.db import for_update, write_transaction
+from oauth.storage.models import Consent, OAuthSession, User, utcnow
 
 PER_PAGE = 25
 MAX_METADATA_CHARS = 16_000

@@ -6,9 +6,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from oauth import audit, tokens
-from oauth.db import for_update, write_transaction
-from oauth.models import AuthorizationRequest, Client, Consent, OAuthSession, User
 from oauth.scopes import describe
+from oauth.storage.db import for_update, write_transaction
+from oauth.storage.models import AuthorizationRequest, Client, Consent, OAuthSession, User
 
 
 @dataclass(frozen=True)

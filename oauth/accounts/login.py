@@ -8,7 +8,7 @@ import time
 from flask import Flask, session
 from flask_login import LoginManager, login_user
 
-from oauth.models import User
+from oauth.storage.models import User
 
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"

@@ -8,10 +8,10 @@ import peewee
 from flask import current_app
 
 from oauth.accounts import passwords
-from oauth.db import write_transaction
-from oauth.models import User, utcnow
 from oauth.plugins.hookspecs import SignupDenied
 from oauth.plugins.host import PluginError
+from oauth.storage.db import write_transaction
+from oauth.storage.models import User, utcnow
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
 

@@ -10,9 +10,9 @@ from flask.cli import with_appcontext
 
 from oauth.accounts import users as accounts
 from oauth.cli.support import OneLineErrorGroup
-from oauth.db import database
-from oauth.migrations import migrate, runner
-from oauth.models import User
+from oauth.storage.db import database
+from oauth.storage.migrations import migrate, runner
+from oauth.storage.models import User
 
 users_cli = OneLineErrorGroup("users", help="Manage user accounts.")
 
@@ -116,9 +116,9 @@ def demo_command():
     import base64
     import hashlib
 
-    from oauth.db import write_transaction
     from oauth.registry import clients
     from oauth.security import random_token
+    from oauth.storage.db import write_transaction
 
     password = random_token(12)
     redirect_uri = "http://127.0.0.1:8000/callback"

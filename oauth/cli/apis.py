@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
-from oauth.models import Api
 from oauth.registry import apis
+from oauth.storage.models import Api
 
 apis_cli = OneLineErrorGroup("apis", help="Manage APIs (resource servers) and client grants.")
 

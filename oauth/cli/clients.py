@@ -11,9 +11,9 @@ import peewee
 
 from oauth import audit
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
-from oauth.db import for_update, write_transaction
-from oauth.models import Client, utcnow
 from oauth.registry import clients
+from oauth.storage.db import for_update, write_transaction
+from oauth.storage.models import Client, utcnow
 
 clients_cli = OneLineErrorGroup("clients", help="Manage OAuth clients.")
 

@@ -9,7 +9,7 @@ import peewee
 
 from oauth import jwt, keys
 from oauth.cli.support import OneLineErrorGroup
-from oauth.models import SigningKey
+from oauth.storage.models import SigningKey
 
 keys_cli = OneLineErrorGroup("keys", help="Manage JWT signing keys.")
 

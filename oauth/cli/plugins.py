@@ -12,12 +12,12 @@ from oauth.accounts import users as accounts
 from oauth.claims import id_token_claims, machine_access_token_claims, user_access_token_claims
 from oauth.claims import userinfo_claims as base_userinfo_claims
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
-from oauth.db import database
-from oauth.models import OAuthSession
 from oauth.plugins.hookspecs import TokenDenied
 from oauth.plugins.host import PluginError
 from oauth.plugins.host import host as plugin_host
 from oauth.registry import apis
+from oauth.storage.db import database
+from oauth.storage.models import OAuthSession
 from oauth.tokens import TokenContext
 
 plugins_cli = OneLineErrorGroup("plugins", help="Inspect and try plugins.")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from oauth.models import Client, User
+    from oauth.storage.models import Client, User
     from oauth.tokens import TokenContext
 
 PROJECT = "portcullis"

@@ -294,7 +294,7 @@ class PluginHost:
 
     def flush(self) -> None:
         """Add the counters gathered in this process to the shared table."""
-        from oauth.models import HookStat, utcnow
+        from oauth.storage.models import HookStat, utcnow
 
         with self._lock:
             pending, self._pending = self._pending, {}
@@ -325,7 +325,7 @@ class PluginHost:
 
     def describe(self) -> list[dict]:
         """Every loaded plugin with its hooks and call statistics (all workers)."""
-        from oauth.models import HookStat
+        from oauth.storage.models import HookStat
 
         self.flush()
         per_hook: dict[str, dict[str, list]] = {}

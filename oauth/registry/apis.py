@@ -17,11 +17,11 @@ import peewee
 from flask import current_app
 
 from oauth import audit
-from oauth.db import for_update, write_transaction
-from oauth.models import Api, Client, ClientGrant, utcnow
 from oauth.registry.cache import invalidates
 from oauth.scopes import is_scope_token
 from oauth.security import lookup_key
+from oauth.storage.db import for_update, write_transaction
+from oauth.storage.models import Api, Client, ClientGrant, utcnow
 
 MAX_IDENTIFIER_LENGTH = 2048
 MAX_NAME_LENGTH = 200

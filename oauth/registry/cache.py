@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import current_app, has_app_context
 
-from oauth.models import Api, Client, ClientGrant
+from oauth.storage.models import Api, Client, ClientGrant
 
 _MISSING = object()
 

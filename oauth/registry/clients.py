@@ -10,11 +10,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oauth import audit
-from oauth.db import write_transaction
-from oauth.models import Client, utcnow
 from oauth.redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
 from oauth.registry.cache import invalidates
 from oauth.security import lookup_key, random_token, sha256_hex
+from oauth.storage.db import write_transaction
+from oauth.storage.models import Client, utcnow
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")

@@ -38,9 +38,18 @@ from oauth.admin_forms import (
     lines,
 )
 from oauth.forms import ConfirmForm
-from oauth.models import Api, AuditEvent, Client, Consent, OAuthSession, SigningKey, User, utcnow
 from oauth.pagination import page_number
 from oauth.registry import apis, clients
+from oauth.storage.models import (
+    Api,
+    AuditEvent,
+    Client,
+    Consent,
+    OAuthSession,
+    SigningKey,
+    User,
+    utcnow,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

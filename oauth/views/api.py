@@ -8,13 +8,13 @@ from flask import Blueprint, jsonify, request
 
 from oauth.access_tokens import verify_access_token
 from oauth.claims import userinfo_claims
-from oauth.db import write_transaction
 from oauth.jwt import InvalidTokenError
 from oauth.plugins.hookspecs import TokenDenied
 from oauth.plugins.host import PluginError
 from oauth.plugins.host import host as plugin_host
 from oauth.ratelimit import limit_failed_client_auth
 from oauth.server import authorization_server
+from oauth.storage.db import write_transaction
 
 bp = Blueprint("api", __name__, url_prefix="/oauth")
 

@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 
-from oauth.db import database
+from oauth.storage.db import database
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)

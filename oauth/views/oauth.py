@@ -7,10 +7,10 @@ from flask_login import current_user
 
 from oauth import authorization
 from oauth.authorization import AuthorizationPageError, RedirectError
-from oauth.db import write_transaction
 from oauth.forms import ConsentForm
-from oauth.models import Client
 from oauth.scopes import describe
+from oauth.storage.db import write_transaction
+from oauth.storage.models import Client
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 

@@ -10,10 +10,10 @@ from oauth.accounts import consents as user_grants
 from oauth.accounts import passwords
 from oauth.accounts import users as accounts
 from oauth.accounts.login import sign_in
-from oauth.db import write_transaction
 from oauth.forms import ConfirmForm, PasswordChangeForm, ProfileForm
-from oauth.models import User
 from oauth.registry.clients import get_client
+from oauth.storage.db import write_transaction
+from oauth.storage.models import User
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 

@@ -9,7 +9,7 @@ import uuid
 import peewee
 from flask_login import UserMixin
 
-from oauth.db import database
+from oauth.storage.db import database
 
 
 def utcnow() -> dt.datetime:
