@@ -13,8 +13,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from oauth.jwt import SUPPORTED_ALGS
 from oauth.registry.clients import DEFAULT_GRANT_TYPES, GRANT_TYPES, MAX_NAME_LENGTH, MAX_URI_LENGTH
+from oauth.tokens.jose import SUPPORTED_ALGS
 
 try:
     from wtforms import SelectChoice

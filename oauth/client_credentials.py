@@ -9,13 +9,14 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from flask import current_app
 
-from oauth import audit, keys
-from oauth.claims import machine_access_token_claims
+from oauth import audit
 from oauth.grants import InvalidTargetError, _require_grant_type
 from oauth.plugins.host import host as plugin_host
 from oauth.registry import cache as registry
 from oauth.scopes import parse as parse_scope
-from oauth.tokens import ACCESS_TOKEN_TYP, TokenContext
+from oauth.tokens import keys
+from oauth.tokens.claims import machine_access_token_claims
+from oauth.tokens.issue import ACCESS_TOKEN_TYP, TokenContext
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

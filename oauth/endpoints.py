@@ -10,11 +10,13 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as BaseRevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as BaseIntrospectionEndpoint
 from flask import current_app
 
-from oauth import audit, keys, tokens
-from oauth.access_tokens import verify_access_token
-from oauth.jwt import InvalidTokenError
+from oauth import audit
 from oauth.security import lookup_key, sha256_hex
 from oauth.storage.models import OAuthSession, RefreshToken, RevokedAccessToken, User, utcnow
+from oauth.tokens import issue as tokens
+from oauth.tokens import keys
+from oauth.tokens.jose import InvalidTokenError
+from oauth.tokens.verify import verify_access_token
 
 ACCESS_TOKEN = "access_token"
 REFRESH_TOKEN = "refresh_token"

@@ -21,7 +21,7 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from flask import current_app
 
-from oauth import audit, tokens
+from oauth import audit
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
@@ -34,6 +34,7 @@ from oauth.storage.models import (
     User,
     utcnow,
 )
+from oauth.tokens import issue as tokens
 
 CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]

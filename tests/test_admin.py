@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from oauth import keys
 from oauth.security import sha256_hex
 from oauth.storage.models import (
     Api,
@@ -19,6 +18,7 @@ from oauth.storage.models import (
     SigningKey,
     User,
 )
+from oauth.tokens import keys
 from tests.conftest import AuthActions, csrf_token_from
 from tests.oauth_helpers import Flow, make_client
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from oauth import keys
 from oauth.storage.models import AuditEvent
+from oauth.tokens import keys
 from tests.m2m_helpers import API, cc_token, setup_m2m
 from tests.oauth_helpers import decode_jwt_unverified, make_client
 

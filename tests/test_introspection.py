@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from oauth import keys, tokens
 from oauth.storage.models import OAuthSession, RevokedAccessToken, User, utcnow
+from oauth.tokens import issue as tokens
+from oauth.tokens import keys
 from tests.oauth_helpers import basic_auth_header as basic
 from tests.oauth_helpers import decode_jwt_unverified, make_client
 

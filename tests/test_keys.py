@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from oauth import jwt, keys
 from oauth.storage.models import SigningKey
+from oauth.tokens import jose as jwt
+from oauth.tokens import keys
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 

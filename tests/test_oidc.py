@@ -2,8 +2,8 @@
 
 import pytest
 
-from oauth import keys
 from oauth.storage.models import OAuthSession, User, utcnow
+from oauth.tokens import keys
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from oauth import keys
 from oauth.storage.models import AuditEvent, OAuthSession, RefreshToken, RevokedAccessToken, utcnow
+from oauth.tokens import keys
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
 from tests.oauth_helpers import basic_auth_header as basic
 

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from oauth import keys
 from oauth.grants import s256
 from oauth.storage.models import AuthorizationRequest, OAuthSession, RefreshToken, utcnow
+from oauth.tokens import keys
 from tests.oauth_helpers import REDIRECT, Flow, decode_jwt_unverified, make_client
 
 
@@ -89,7 +89,7 @@ def test_id_token_claims(flow, app):
     assert claims["nonce"] == "n-xyz"
     assert claims["iss"] == app.config["ISSUER"]
     assert abs(claims["auth_time"] - time.time()) < 60
-    from oauth.jwt import at_hash
+    from oauth.tokens.jose import at_hash
 
     assert claims["at_hash"] == at_hash(tokens["access_token"])
     assert claims["email"] == "alice@example.com" and claims["email_verified"] is False

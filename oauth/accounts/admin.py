@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from oauth import audit, tokens
+from oauth import audit
 from oauth.pagination import Page, paginate
 from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import Consent, OAuthSession, User, utcnow
+from oauth.tokens import issue as tokens
 
 PER_PAGE = 25
 MAX_METADATA_CHARS = 16_000

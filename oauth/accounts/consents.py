@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from oauth import audit, tokens
+from oauth import audit
 from oauth.scopes import describe
 from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import AuthorizationRequest, Client, Consent, OAuthSession, User
+from oauth.tokens import issue as tokens
 
 
 @dataclass(frozen=True)

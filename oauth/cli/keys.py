@@ -7,9 +7,10 @@ import json
 import click
 import peewee
 
-from oauth import jwt, keys
 from oauth.cli.support import OneLineErrorGroup
 from oauth.storage.models import SigningKey
+from oauth.tokens import jose as jwt
+from oauth.tokens import keys
 
 keys_cli = OneLineErrorGroup("keys", help="Manage JWT signing keys.")
 

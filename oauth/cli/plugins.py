@@ -9,8 +9,6 @@ import click
 from flask import current_app
 
 from oauth.accounts import users as accounts
-from oauth.claims import id_token_claims, machine_access_token_claims, user_access_token_claims
-from oauth.claims import userinfo_claims as base_userinfo_claims
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
 from oauth.plugins.hookspecs import TokenDenied
 from oauth.plugins.host import PluginError
@@ -18,7 +16,13 @@ from oauth.plugins.host import host as plugin_host
 from oauth.registry import apis
 from oauth.storage.db import database
 from oauth.storage.models import OAuthSession
-from oauth.tokens import TokenContext
+from oauth.tokens.claims import (
+    id_token_claims,
+    machine_access_token_claims,
+    user_access_token_claims,
+)
+from oauth.tokens.claims import userinfo_claims as base_userinfo_claims
+from oauth.tokens.issue import TokenContext
 
 plugins_cli = OneLineErrorGroup("plugins", help="Inspect and try plugins.")
 

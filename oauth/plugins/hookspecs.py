@@ -18,7 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from oauth.storage.models import Client, User
-    from oauth.tokens import TokenContext
+    from oauth.tokens.issue import TokenContext
 
 PROJECT = "portcullis"
 

@@ -20,11 +20,11 @@ from typing import Any
 import pluggy
 from flask import Flask, current_app
 
-from oauth.claims import PROTECTED_CLAIMS
 from oauth.config import ConfigError
 from oauth.plugins import hookspecs as hooks
 from oauth.plugins.hookspecs import SignupDenied, TokenDenied
 from oauth.scopes import is_scope_token
+from oauth.tokens.claims import PROTECTED_CLAIMS
 
 log = logging.getLogger(__name__)
 

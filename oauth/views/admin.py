@@ -23,7 +23,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from oauth import audit_log, keys
+from oauth import audit_log
 from oauth.accounts import admin as user_admin
 from oauth.accounts import consents as user_grants
 from oauth.accounts.login import login_manager
@@ -50,6 +50,7 @@ from oauth.storage.models import (
     User,
     utcnow,
 )
+from oauth.tokens import keys
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -6,15 +6,15 @@ import contextlib
 
 from flask import Blueprint, jsonify, request
 
-from oauth.access_tokens import verify_access_token
-from oauth.claims import userinfo_claims
-from oauth.jwt import InvalidTokenError
 from oauth.plugins.hookspecs import TokenDenied
 from oauth.plugins.host import PluginError
 from oauth.plugins.host import host as plugin_host
 from oauth.ratelimit import limit_failed_client_auth
 from oauth.server import authorization_server
 from oauth.storage.db import write_transaction
+from oauth.tokens.claims import userinfo_claims
+from oauth.tokens.jose import InvalidTokenError
+from oauth.tokens.verify import verify_access_token
 
 bp = Blueprint("api", __name__, url_prefix="/oauth")
 

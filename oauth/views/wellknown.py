@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from oauth import keys
-from oauth.jwt import SUPPORTED_ALGS
 from oauth.scopes import supported_scopes
+from oauth.tokens import keys
+from oauth.tokens.jose import SUPPORTED_ALGS
 
 bp = Blueprint("wellknown", __name__)
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
 
-from oauth import audit, jwt
+from oauth import audit
 from oauth.config import ConfigError
 from oauth.storage.db import connection, database, is_sqlite, write_transaction
 from oauth.storage.models import SigningKey, utcnow
+from oauth.tokens import jose as jwt
 
 log = logging.getLogger(__name__)
 

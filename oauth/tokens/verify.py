@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from oauth import keys
-from oauth.jwt import InvalidTokenError
 from oauth.security import lookup_key
 from oauth.storage.models import OAuthSession, RevokedAccessToken, User
+from oauth.tokens import keys
+from oauth.tokens.jose import InvalidTokenError
 
 
 @dataclass

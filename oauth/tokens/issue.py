@@ -11,12 +11,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from oauth import claims as claim_builders
-from oauth import keys
-from oauth.jwt import at_hash
 from oauth.plugins.host import host as plugin_host
 from oauth.security import random_token, sha256_hex
 from oauth.storage.models import Client, OAuthSession, RefreshToken, User, utcnow
+from oauth.tokens import claims as claim_builders
+from oauth.tokens import keys
+from oauth.tokens.jose import at_hash
 
 ACCESS_TOKEN_TYP = "at+jwt"
 
