@@ -10,9 +10,10 @@ from flask import Flask
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: config -> db -> login/csrf -> plugins -> oauth server -> blueprints -> CLI."""
-    from oauth import cli, config, ratelimit, server, views
+    from oauth import cli, config, ratelimit, views
     from oauth.accounts import login, passwords
     from oauth.plugins import host as plugins
+    from oauth.protocol import server
     from oauth.registry import cache as registry
     from oauth.storage import db
     from oauth.storage.migrations import migrate

@@ -260,7 +260,7 @@ def test_pages_cannot_be_framed(flow):
 
 
 def test_expired_requests_are_purged(flow, app):
-    from oauth.authorization import purge_expired_requests
+    from oauth.protocol.authorize import purge_expired_requests
 
     flow.authorize()
     fresh = flow.authorize()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from oauth.grants import s256
+from oauth.protocol.grants import s256
 from oauth.storage.models import AuthorizationRequest, OAuthSession, RefreshToken, utcnow
 from oauth.tokens import keys
 from tests.oauth_helpers import REDIRECT, Flow, decode_jwt_unverified, make_client

@@ -9,8 +9,8 @@ from flask import Blueprint, jsonify, request
 from oauth.plugins.hookspecs import TokenDenied
 from oauth.plugins.host import PluginError
 from oauth.plugins.host import host as plugin_host
+from oauth.protocol.server import authorization_server
 from oauth.ratelimit import limit_failed_client_auth
-from oauth.server import authorization_server
 from oauth.storage.db import write_transaction
 from oauth.tokens.claims import userinfo_claims
 from oauth.tokens.jose import InvalidTokenError

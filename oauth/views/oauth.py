@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from oauth import authorization
-from oauth.authorization import AuthorizationPageError, RedirectError
 from oauth.forms import ConsentForm
+from oauth.protocol import authorize as authorization
+from oauth.protocol.authorize import AuthorizationPageError, RedirectError
 from oauth.scopes import describe
 from oauth.storage.db import write_transaction
 from oauth.storage.models import Client

@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
-from oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
+from oauth.protocol.endpoints import IntrospectionEndpoint, RevocationEndpoint
+from oauth.protocol.server import authorization_server
 from oauth.ratelimit import limit_failed_client_auth, limiter
 from oauth.registry import clients
 from oauth.registry.clients import ClientError
 from oauth.security import matches_hash, random_token, sha256_hex
-from oauth.server import authorization_server
 from oauth.storage.db import write_transaction
 from oauth.storage.models import Client
 from oauth.views.api import _bearer_challenge, bp, oauth_error

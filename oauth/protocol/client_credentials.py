@@ -10,8 +10,8 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from flask import current_app
 
 from oauth import audit
-from oauth.grants import InvalidTargetError, _require_grant_type
 from oauth.plugins.host import host as plugin_host
+from oauth.protocol.grants import InvalidTargetError, _require_grant_type
 from oauth.registry import cache as registry
 from oauth.scopes import parse as parse_scope
 from oauth.tokens import keys

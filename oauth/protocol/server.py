@@ -7,9 +7,9 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from flask import Flask, current_app
 from flask import request as flask_request
 
-from oauth import grants
-from oauth.client_credentials import ClientCredentialsGrant
-from oauth.endpoints import register_endpoints
+from oauth.protocol import grants
+from oauth.protocol.client_credentials import ClientCredentialsGrant
+from oauth.protocol.endpoints import register_endpoints
 from oauth.registry import cache as registry
 from oauth.storage.models import Client
 
