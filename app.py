@@ -10,7 +10,8 @@ from flask import Flask
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: config -> db -> login/csrf -> plugins -> oauth server -> blueprints -> CLI."""
-    from oauth import cli, config, ratelimit, views
+    from oauth import cli, config, ratelimit
+    from oauth import web as views
     from oauth.accounts import login, passwords
     from oauth.plugins import host as plugins
     from oauth.protocol import server

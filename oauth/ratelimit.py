@@ -90,7 +90,7 @@ def limit_failed_client_auth(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        from oauth.views.api import oauth_error
+        from oauth.web.api import oauth_error
 
         counter = attempts()
         limit = current_app.config["CLIENT_AUTH_RATE_LIMIT"]

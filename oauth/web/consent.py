@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from oauth.forms import ConsentForm
 from oauth.protocol import authorize as authorization
 from oauth.protocol.authorize import AuthorizationPageError, RedirectError
 from oauth.scopes import describe
 from oauth.storage.db import write_transaction
 from oauth.storage.models import Client
+from oauth.web.forms import ConsentForm
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 

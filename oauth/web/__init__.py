@@ -6,17 +6,8 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from oauth.views import (
-        admin,
-        api,
-        auth,
-        errors,
-        health,
-        oauth,
-        protocol,  # noqa: F401 - registers its routes on api.bp
-        settings,
-        wellknown,
-    )
+    from oauth.web import admin, api, auth, errors, health, protocol, settings, wellknown
+    from oauth.web import consent as oauth
 
     app.register_blueprint(health.bp)
     app.register_blueprint(wellknown.bp)

@@ -27,17 +27,6 @@ from oauth import audit_log
 from oauth.accounts import admin as user_admin
 from oauth.accounts import consents as user_grants
 from oauth.accounts.login import login_manager
-from oauth.admin_forms import (
-    ApiForm,
-    ClientCreateForm,
-    ClientEditForm,
-    ClientGrantForm,
-    KeyForm,
-    UserEditForm,
-    choice,
-    lines,
-)
-from oauth.forms import ConfirmForm
 from oauth.pagination import page_number
 from oauth.registry import apis, clients
 from oauth.storage.models import (
@@ -51,6 +40,17 @@ from oauth.storage.models import (
     utcnow,
 )
 from oauth.tokens import keys
+from oauth.web.admin_forms import (
+    ApiForm,
+    ClientCreateForm,
+    ClientEditForm,
+    ClientGrantForm,
+    KeyForm,
+    UserEditForm,
+    choice,
+    lines,
+)
+from oauth.web.forms import ConfirmForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -18,10 +18,10 @@ from flask_login import current_user, logout_user
 from oauth import audit
 from oauth.accounts import users as accounts
 from oauth.accounts.login import sign_in
-from oauth.forms import ConfirmForm, LoginForm, SignupForm
 from oauth.ratelimit import failed, form_email_key, limiter
 from oauth.security import safe_next_path
 from oauth.storage.db import write_transaction
+from oauth.web.forms import ConfirmForm, LoginForm, SignupForm
 
 bp = Blueprint("auth", __name__)
 

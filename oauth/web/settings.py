@@ -10,10 +10,10 @@ from oauth.accounts import consents as user_grants
 from oauth.accounts import passwords
 from oauth.accounts import users as accounts
 from oauth.accounts.login import sign_in
-from oauth.forms import ConfirmForm, PasswordChangeForm, ProfileForm
 from oauth.registry.clients import get_client
 from oauth.storage.db import write_transaction
 from oauth.storage.models import User
+from oauth.web.forms import ConfirmForm, PasswordChangeForm, ProfileForm
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 

@@ -14,7 +14,7 @@ from oauth.registry.clients import ClientError
 from oauth.security import matches_hash, random_token, sha256_hex
 from oauth.storage.db import write_transaction
 from oauth.storage.models import Client
-from oauth.views.api import _bearer_challenge, bp, oauth_error
+from oauth.web.api import _bearer_challenge, bp, oauth_error
 
 DEFAULT_CLIENT_NAME = "Unnamed app"
 DEFAULT_AUTH_METHOD = "client_secret_basic"  # RFC 7591 §2
