@@ -15,6 +15,8 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from oauth.protocol.responses import oauth_error
+
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 
 
@@ -90,8 +92,6 @@ def limit_failed_client_auth(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        from oauth.web.api import oauth_error
-
         counter = attempts()
         limit = current_app.config["CLIENT_AUTH_RATE_LIMIT"]
         keys = (

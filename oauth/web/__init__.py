@@ -1,23 +1,24 @@
-"""Blueprints, one per area."""
+"""The web layer: one module per blueprint (auth, consent, settings, admin, protocol,
+wellknown, health, errors) and the forms they share."""
 
 from __future__ import annotations
 
 from flask import Flask
+from flask_login import current_user
+
+from oauth.web import admin, auth, consent, errors, health, protocol, settings, wellknown
 
 
 def register_blueprints(app: Flask) -> None:
-    from oauth.web import admin, api, auth, errors, health, protocol, settings, wellknown
-    from oauth.web import consent as oauth
-
     app.register_blueprint(health.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(oauth.bp)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(consent.bp)
+    app.register_blueprint(protocol.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(admin.bp)
     # Protocol endpoints authenticate clients, not browsers: no CSRF tokens there.
-    app.extensions["portcullis.csrf"].exempt(api.bp)
+    app.extensions["portcullis.csrf"].exempt(protocol.bp)
     errors.register(app)
 
     @app.context_processor
@@ -35,8 +36,6 @@ NAV = [
 
 
 def nav_links(app: Flask) -> list[tuple[str, str]]:
-    from flask_login import current_user
-
     return [
         (endpoint, label)
         for endpoint, label, admin_only in NAV

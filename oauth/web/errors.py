@@ -6,7 +6,7 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from oauth.web.api import JSON_PATHS, oauth_error
+from oauth.protocol.responses import JSON_PATHS, oauth_error
 
 MESSAGES = {
     400: "The request could not be understood.",

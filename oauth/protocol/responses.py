@@ -1,0 +1,68 @@
+"""What protocol endpoints answer: RFC 6749 JSON errors, bearer tokens and their challenges."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+# Paths that answer clients in JSON, errors included (never an HTML page).
+JSON_PATHS = (
+    "/oauth/token",
+    "/oauth/userinfo",
+    "/oauth/revoke",
+    "/oauth/introspect",
+    "/oauth/register",
+)
+
+
+def oauth_error(status: int, error: str, description: str, headers: dict | None = None):
+    """An RFC 6749 §5.2 error response, never cached."""
+    response = jsonify(error=error, error_description=description)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def no_store(payload: dict, status: int = 200):
+    """A JSON answer holding credentials: neither the client nor a proxy may cache it."""
+    response = jsonify(payload)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def bearer_token(*, form: bool = True) -> str | None:
+    """The RFC 6750 bearer token of this request: the header, or (``form``) a form field."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if (
+        form
+        and request.method == "POST"
+        and request.mimetype == "application/x-www-form-urlencoded"
+    ):
+        return request.form.get("access_token")
+    return None
+
+
+def bearer_challenge(
+    error: str | None = None, description: str | None = None, scope: str | None = None
+) -> str:
+    """An RFC 6750 §3 ``WWW-Authenticate`` value."""
+    parts = ['Bearer realm="portcullis"']
+    if error:
+        parts.append(f'error="{error}"')
+    if description:
+        parts.append(f'error_description="{description}"')
+    if scope:
+        parts.append(f'scope="{scope}"')
+    return ", ".join(parts)
+
+
+def invalid_token(description: str, *, presented: bool = True):
+    """401 ``invalid_token``; without a presented token the challenge names no error (§3.1)."""
+    challenge = bearer_challenge("invalid_token", description) if presented else bearer_challenge()
+    return oauth_error(401, "invalid_token", description, {"WWW-Authenticate": challenge})
