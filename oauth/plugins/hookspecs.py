@@ -12,13 +12,12 @@ result of the previous ones: ``tryfirst`` implementations first, then the rest i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import pluggy
 
-if TYPE_CHECKING:
-    from oauth.storage.models import Client, User
-    from oauth.tokens.issue import TokenContext
+from oauth.storage.models import Client, OAuthSession, User
 
 PROJECT = "portcullis"
 
@@ -33,6 +32,40 @@ DENIAL_STATUS = {
     "unauthorized_client": 400,
     "access_denied": 403,
 }
+
+
+# Claims no hook may change: they say who issued the token, to whom, for whom and when, and
+# tie it to the session that revocation ends.
+PROTECTED_CLAIMS = ("iss", "sub", "iat", "exp", "nbf", "jti", "client_id", "session_id")
+# An ID token also binds the client (aud), the request (nonce), the access token (at_hash)
+# and the sign-in (auth_time, acr): a relying party checks each of them.
+ID_TOKEN_PROTECTED_CLAIMS = (*PROTECTED_CLAIMS, "aud", "nonce", "at_hash", "auth_time", "acr")
+
+
+@dataclass
+class TokenContext:
+    """What a token hook learns about the token being issued.
+
+    ``client`` is the client the token is for (``client_id``, ``name``, ``metadata``);
+    ``user`` is ``None`` for client-credentials tokens; ``grant_type`` is
+    ``authorization_code``, ``refresh_token`` or ``client_credentials``;
+    ``authentication_method`` is how the client authenticated (``client_secret_basic``,
+    ``client_secret_post``, ``none``); ``scopes`` is a list of str; ``audience`` the ``aud``
+    (an API identifier, or ``DEFAULT_AUDIENCE`` for user tokens); ``request`` the Authlib
+    request (``None`` in a dry run); ``session`` the OAuth session of a user token;
+    ``dry_run`` is true under ``flask plugins try`` (nothing is issued or saved).
+    """
+
+    client: Client
+    user: User | None
+    grant_type: str
+    authentication_method: str
+    scopes: list[str]
+    audience: str
+    request: Any = None
+    session: OAuthSession | None = None
+    dry_run: bool = False
+    extra: dict = field(default_factory=dict)
 
 
 class TokenDenied(Exception):
@@ -70,8 +103,9 @@ class PortcullisHookspecs:
         claim to null) or ``None`` to change nothing. ``context`` carries ``client``
         (``client_id``, ``name``, ``metadata``), ``user`` (``None`` for client credentials),
         ``grant_type``, ``authentication_method``, ``scopes`` (list of str), ``audience``
-        (str) and ``request``. The claims ``iss sub iat exp nbf jti client_id`` are protected:
-        changing one fails the request with ``server_error``. Raise ``TokenDenied`` to refuse.
+        (str) and ``request``. The claims ``iss sub iat exp nbf jti client_id session_id`` are
+        protected: changing one fails the request with ``server_error`` (the plugin is named in
+        the server log). Raise ``TokenDenied`` to refuse.
         """
 
     @hookspec
@@ -93,8 +127,9 @@ class PortcullisHookspecs:
     ) -> dict[str, Any] | None:
         """Change the claims of an ID token (only issued with the ``openid`` scope).
 
-        Same contract as ``customize_access_token``: return claims to merge; protected
-        claims (``iss sub iat exp nbf jti client_id``) cannot change.
+        Same contract as ``customize_access_token``: return claims to merge; the protected
+        claims (``iss sub iat exp nbf jti client_id session_id`` and, in ID tokens, ``aud nonce
+        at_hash auth_time acr``) cannot change.
         """
 
     @hookspec
@@ -134,4 +169,13 @@ class PortcullisHookspecs:
         """
 
 
-__all__ = ["PortcullisHookspecs", "SignupDenied", "TokenDenied", "hookimpl", "hookspec"]
+__all__ = [
+    "ID_TOKEN_PROTECTED_CLAIMS",
+    "PROTECTED_CLAIMS",
+    "PortcullisHookspecs",
+    "SignupDenied",
+    "TokenContext",
+    "TokenDenied",
+    "hookimpl",
+    "hookspec",
+]
