@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oauth.registry import apis, clients
+from oauth.registry import apis, client_grants, clients
 from tests.oauth_helpers import basic_auth_header
 
 API = "https://api.example.com"
@@ -14,7 +14,7 @@ def setup_m2m(
     with app.app_context():
         client, secret = clients.create_client(name, [], grant_types=["client_credentials"])
         api = apis.get_api(identifier) or apis.create_api(identifier, "Things API", list(scopes))
-        apis.grant(client, api, list(granted) if granted is not None else None)
+        client_grants.grant(client, api, list(granted) if granted is not None else None)
     return client.client_id, secret
 
 

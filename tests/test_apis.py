@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from oauth.registry import apis, clients
-from oauth.registry.apis import ApiError, create_api, grant
+from oauth.registry import apis, client_grants, clients
+from oauth.registry.apis import ApiError, create_api
+from oauth.registry.client_grants import grant
 from oauth.registry.clients import create_client
 from oauth.storage.models import Api, AuditEvent, ClientGrant
 
@@ -342,10 +343,10 @@ def test_removing_api_scopes_trims_grants(app_context):
     grant(second, api, ["write:things"])
     grant(first, other_api)
     apis.update_api(api, scopes=["read:things", "audit:things"])
-    assert apis.get_grant(first, api).scopes == ["read:things"]
-    assert apis.get_grant(second, api).scopes == []
+    assert client_grants.get_grant(first, api).scopes == ["read:things"]
+    assert client_grants.get_grant(second, api).scopes == []
     # Grants of other APIs keep their scopes even where the names are the same.
-    assert apis.get_grant(first, other_api).scopes == ["write:things", "read:things"]
+    assert client_grants.get_grant(first, other_api).scopes == ["write:things", "read:things"]
     event = _events("api.updated")[-1]
     assert event.details["removed_scopes"] == ["write:things", "delete:things"]
     assert sorted(event.details["trimmed_grants"]) == sorted([first.client_id, second.client_id])
@@ -359,7 +360,9 @@ def test_delete_api_cascades_to_grants(app_context):
     grant(client, other_api)
     apis.delete_api(api)
     assert apis.get_api(API) is None
-    assert [g.api.identifier for g in apis.list_grants(client=client)] == ["urn:example:other"]
+    assert [g.api.identifier for g in client_grants.list_grants(client=client)] == [
+        "urn:example:other"
+    ]
     assert ClientGrant.select().count() == 1
     (deleted,) = _events("api.deleted")
     assert deleted.details["identifier"] == API
@@ -377,7 +380,7 @@ def test_deleting_a_client_removes_its_grants(app_context):
     grant(doomed, api)
     grant(kept, api, ["read:things"])
     clients.delete_client(doomed)
-    assert [g.client_id for g in apis.list_grants(api=api)] == [kept.client_id]
+    assert [g.client_id for g in client_grants.list_grants(api=api)] == [kept.client_id]
     assert apis.get_api(API) is not None
 
 
@@ -390,7 +393,7 @@ def test_grant_defaults_to_every_api_scope(app_context):
     row = grant(client, api)
     assert row.scopes == ["read:things", "write:things", "delete:things"]
     assert row.client.client_id == client.client_id and row.api.identifier == API
-    stored = apis.get_grant(client, api)
+    stored = client_grants.get_grant(client, api)
     assert stored.id == row.id and stored.scopes == row.scopes
 
 
@@ -402,7 +405,7 @@ def test_grant_subset_deduplicated_and_empty(app_context):
         "read:things",
     ]
     assert grant(client, api, []).scopes == []
-    assert apis.get_grant(client, api).scopes == []
+    assert client_grants.get_grant(client, api).scopes == []
 
 
 def test_grant_replaces(app_context):
@@ -412,7 +415,7 @@ def test_grant_replaces(app_context):
     second = grant(client, api, ["write:things", "delete:things"])
     assert second.id == first.id
     assert ClientGrant.select().count() == 1
-    assert apis.get_grant(client, api).scopes == ["write:things", "delete:things"]
+    assert client_grants.get_grant(client, api).scopes == ["write:things", "delete:things"]
     created = _events("client_grant.created")
     assert [e.details["replaced"] for e in created] == [False, True]
     assert created[-1].details["scopes"] == ["write:things", "delete:things"]
@@ -425,7 +428,7 @@ def test_grant_unknown_scope_refused(app_context):
     error = _raises(grant, client, api, ["read:things", "fly:things", "sing"])
     assert "fly:things" in error.message and "sing" in error.message
     assert "read:things" not in error.message
-    assert apis.get_grant(client, api).scopes == ["read:things"]  # unchanged
+    assert client_grants.get_grant(client, api).scopes == ["read:things"]  # unchanged
     empty_api = create_api("urn:example:empty", "Empty")
     assert "read:things" in _raises(grant, client, empty_api, ["read:things"]).message
     assert grant(client, empty_api).scopes == []
@@ -436,7 +439,7 @@ def test_grant_scopes_must_be_a_list_of_strings(app_context, scopes):
     api = _api()
     client = _m2m()
     assert "list of strings" in _raises(grant, client, api, scopes).message
-    assert apis.get_grant(client, api) is None
+    assert client_grants.get_grant(client, api) is None
 
 
 def test_grant_refused_to_public_client(app_context):
@@ -490,10 +493,10 @@ def test_revoke_grant(app_context):
     client, other = _m2m("A"), _m2m("B")
     grant(client, api, ["read:things"])
     grant(other, api)
-    assert apis.revoke_grant(client, api) is True
-    assert apis.get_grant(client, api) is None
-    assert apis.get_grant(other, api) is not None
-    assert apis.revoke_grant(client, api) is False
+    assert client_grants.revoke_grant(client, api) is True
+    assert client_grants.get_grant(client, api) is None
+    assert client_grants.get_grant(other, api) is not None
+    assert client_grants.revoke_grant(client, api) is False
     (event,) = _events("client_grant.revoked")
     assert event.client_id == client.client_id
     assert event.details == {"identifier": API, "scopes": ["read:things"]}
@@ -506,12 +509,12 @@ def test_list_grants_filters(app_context):
     g1 = grant(a, api)
     g2 = grant(b, api, ["read:things"])
     g3 = grant(a, other_api)
-    assert [g.id for g in apis.list_grants()] == [g1.id, g2.id, g3.id]
-    assert [g.id for g in apis.list_grants(api=api)] == [g1.id, g2.id]
-    assert [g.id for g in apis.list_grants(client=a)] == [g1.id, g3.id]
-    assert [g.id for g in apis.list_grants(api=other_api, client=b)] == []
-    assert [g.id for g in apis.list_grants(api=other_api, client=a)] == [g3.id]
-    assert apis.list_grants(api=api)[1].client.name == "B"
+    assert [g.id for g in client_grants.list_grants()] == [g1.id, g2.id, g3.id]
+    assert [g.id for g in client_grants.list_grants(api=api)] == [g1.id, g2.id]
+    assert [g.id for g in client_grants.list_grants(client=a)] == [g1.id, g3.id]
+    assert [g.id for g in client_grants.list_grants(api=other_api, client=b)] == []
+    assert [g.id for g in client_grants.list_grants(api=other_api, client=a)] == [g3.id]
+    assert client_grants.list_grants(api=api)[1].client.name == "B"
 
 
 def test_audit_events(app_context):
@@ -519,7 +522,7 @@ def test_audit_events(app_context):
     api = _api(scopes=["read:things=Read"])
     grant(client, api)
     apis.update_api(api, name="Renamed")
-    apis.revoke_grant(client, api)
+    client_grants.revoke_grant(client, api)
     apis.delete_api(api)
     types = [
         e.event_type
@@ -559,7 +562,7 @@ def test_api_info(app_context):
     assert info["scopes"] == [{"value": "read:things", "description": "Read"}]
     assert info["token_ttl"] == 3600 and info["created_at"].endswith("Z")
     assert "grants" not in info
-    with_grants = apis.api_info(api, apis.list_grants(api=api))
+    with_grants = apis.api_info(api, client_grants.list_grants(api=api))
     assert with_grants["grants"] == [
         {"client_id": client.client_id, "client_name": "M2M", "scopes": ["read:things"]}
     ]
@@ -729,18 +732,18 @@ def test_cli_grant_and_revoke(runner, app):
     assert result.exit_code == 0, result.output
     assert client_id in result.output and "read:things write:things" in result.output
     with app.app_context():
-        row = apis.get_grant(clients.get_client(client_id), apis.get_api(API))
+        row = client_grants.get_grant(clients.get_client(client_id), apis.get_api(API))
         assert row.scopes == ["read:things", "write:things"]
     result = runner.invoke(args=["apis", "grant", client_id, API, "--scope", "write:things"])
     assert result.exit_code == 0, result.output
     with app.app_context():
-        (row,) = apis.list_grants()
+        (row,) = client_grants.list_grants()
         assert row.scopes == ["write:things"]
     revoked = runner.invoke(args=["apis", "revoke", client_id, API])
     assert revoked.exit_code == 0, revoked.output
     assert client_id in revoked.output
     with app.app_context():
-        assert apis.list_grants() == []
+        assert client_grants.list_grants() == []
     _one_line_error(runner.invoke(args=["apis", "revoke", client_id, API]), "no grant")
 
 
@@ -771,7 +774,7 @@ def test_cli_grant_errors_are_one_line(runner, app):
     _one_line_error(runner.invoke(args=["apis", "revoke", "nope", API]), "no client")
     _one_line_error(runner.invoke(args=["apis", "revoke", client_id, "urn:x:y"]), "no API")
     with app.app_context():
-        assert apis.list_grants() == []
+        assert client_grants.list_grants() == []
 
 
 def test_scope_with_a_trailing_newline_is_refused(app_context):

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
-from oauth.registry import apis
+from oauth.registry import apis, client_grants
 from oauth.storage.models import Api
 
 apis_cli = OneLineErrorGroup("apis", help="Manage APIs (resource servers) and client grants.")
@@ -66,7 +66,7 @@ def apis_list(as_json):
     """List APIs, oldest first, with their scopes and client grants."""
     registered = apis.list_apis()
     grants_by_api: dict[int, list] = {api.id: [] for api in registered}
-    for grant in apis.list_grants():
+    for grant in client_grants.list_grants():
         grants_by_api.setdefault(grant.api_id, []).append(grant)
     if as_json:
         _echo_json([apis.api_info(api, grants_by_api[api.id]) for api in registered])
@@ -87,7 +87,7 @@ def apis_list(as_json):
 def apis_delete(identifier):
     """Delete an API and its client grants."""
     api = _api_or_fail(identifier)
-    grants = len(apis.list_grants(api=api))
+    grants = len(client_grants.list_grants(api=api))
     apis.delete_api(api)
     click.echo(f"Deleted API {api.name} ({api.identifier}) and {grants} client grant(s).")
 
@@ -103,7 +103,7 @@ def apis_grant(client_id, identifier, scopes):
     client = client_or_fail(client_id)
     api = _api_or_fail(identifier)
     try:
-        grant = apis.grant(client, api, list(scopes) if scopes else None)
+        grant = client_grants.grant(client, api, list(scopes) if scopes else None)
     except apis.ApiError as error:
         raise click.ClickException(error.message) from None
     granted = " ".join(grant.scopes) or "(no scopes)"
@@ -119,7 +119,7 @@ def apis_revoke(client_id, identifier):
     """Remove a client's grant for an API."""
     client = client_or_fail(client_id)
     api = _api_or_fail(identifier)
-    if not apis.revoke_grant(client, api):
+    if not client_grants.revoke_grant(client, api):
         raise click.ClickException(
             f"client {client.client_id} has no grant for API {api.identifier}"
         )

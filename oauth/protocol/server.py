@@ -10,7 +10,7 @@ from flask import request as flask_request
 from oauth.protocol import grants
 from oauth.protocol.client_credentials import ClientCredentialsGrant
 from oauth.protocol.endpoints import register_endpoints
-from oauth.registry import cache as registry
+from oauth.registry import clients
 from oauth.storage.models import Client
 
 
@@ -41,7 +41,7 @@ class AuthorizationServer(FlaskAuthorizationServer):
 
 
 def query_client(client_id: str) -> Client | None:
-    return registry.client(client_id)
+    return clients.cached_client(client_id)
 
 
 def save_token(token, request):  # tokens are stored by the grants themselves

@@ -17,11 +17,11 @@ import peewee
 from flask import current_app
 
 from oauth import audit
-from oauth.registry.cache import invalidates
+from oauth.registry.cache import cached, invalidates
 from oauth.scopes import is_scope_token
 from oauth.security import lookup_key
 from oauth.storage.db import for_update, write_transaction
-from oauth.storage.models import Api, Client, ClientGrant, utcnow
+from oauth.storage.models import Api, ClientGrant, utcnow
 
 MAX_IDENTIFIER_LENGTH = 2048
 MAX_NAME_LENGTH = 200
@@ -183,24 +183,7 @@ def _clean_token_ttl(token_ttl: Any, *, default: bool = False) -> int:
     return token_ttl
 
 
-def _clean_granted_scopes(scopes: Any) -> list[str]:
-    if isinstance(scopes, str | bytes | dict) or not isinstance(scopes, Iterable):
-        raise ApiError("granted scopes must be a list of strings")
-    items = list(scopes)
-    if not all(isinstance(item, str) for item in items):
-        raise ApiError("granted scopes must be a list of strings")
-    return list(dict.fromkeys(items))  # de-duplicated, order kept
-
-
-def _client_credentials_problem(client: Client) -> str | None:
-    if client.is_public:
-        return "it is a public client (client_credentials needs a confidential client)"
-    if "client_credentials" not in (client.grant_types or []):
-        return "client_credentials is not one of its grant types"
-    return None
-
-
-def _locked_api(api: Api) -> Api:
+def locked_api(api: Api) -> Api:
     """The API's current row, locked until the transaction ends; ApiError when it is gone."""
     fresh = for_update(Api.select().where(Api.id == api.id)).first()
     if fresh is None:
@@ -295,7 +278,7 @@ def update_api(
         return api
     changes["updated_at"] = utcnow()
     with write_transaction():
-        current = _locked_api(api)
+        current = locked_api(api)
         details: dict[str, Any] = {"identifier": current.identifier}
         if "name" in changes and changes["name"] != current.name:
             details["name"] = changes["name"]
@@ -372,104 +355,8 @@ def api_info(api: Api, grants: Iterable[ClientGrant] | None = None) -> dict[str,
 # --- client grants -----------------------------------------------------------------------
 
 
-@invalidates
-def grant(client: Client, api: Api, scopes: Iterable[str] | None = None) -> ClientGrant:
-    """Let ``client`` get ``scopes`` of ``api`` with client_credentials (create or replace).
-
-    ``scopes=None`` grants every scope the API has now. Nothing is written on ApiError.
-    """
-    requested = None if scopes is None else _clean_granted_scopes(scopes)
-    problem = _client_credentials_problem(client)
-    if problem:
-        raise ApiError(f"client {client.client_id} cannot use client_credentials: {problem}")
-    try:
-        with write_transaction():
-            # The API row is locked first, as update_api does, so a concurrent scope removal
-            # cannot slip between this check and the write.
-            current_api = _locked_api(api)
-            current_client = Client.get_or_none(Client.client_id == client.client_id)
-            if current_client is None:
-                raise ApiError(f"client {client.client_id} no longer exists")
-            problem = _client_credentials_problem(current_client)
-            if problem:
-                raise ApiError(
-                    f"client {client.client_id} cannot use client_credentials: {problem}"
-                )
-            available = current_api.scope_values
-            granted = available if requested is None else requested
-            unknown = [s for s in granted if s not in available]
-            if unknown:
-                names = ", ".join(map(repr, unknown))
-                raise ApiError(f"unknown scope(s) for API {current_api.identifier}: {names}")
-            existing = ClientGrant.get_or_none(
-                (ClientGrant.client == client.client_id) & (ClientGrant.api == current_api.id)
-            )
-            if existing is None:
-                row = ClientGrant(
-                    client=client.client_id, api=current_api.id, scopes=granted, created_at=utcnow()
-                )
-                row.save(force_insert=True)
-            else:
-                row = existing
-                row.scopes = granted
-                row.save(only=[ClientGrant.scopes])
-            audit.record(
-                "client_grant.created",
-                client_id=client.client_id,
-                identifier=current_api.identifier,
-                scopes=granted,
-                replaced=existing is not None,
-            )
-    except peewee.IntegrityError:
-        # The client was deleted, or the same grant created, by a concurrent writer.
-        raise ApiError(
-            f"the grant for client {client.client_id} on API {api.identifier} changed "
-            "concurrently; try again"
-        ) from None
-    row.client = current_client
-    row.api = current_api
-    return row
-
-
-@invalidates
-def revoke_grant(client: Client, api: Api) -> bool:
-    """Remove the client's grant for the API. False when there was none."""
-    with write_transaction():
-        existing = for_update(
-            ClientGrant.select().where(
-                (ClientGrant.client == client.client_id) & (ClientGrant.api == api.id)
-            )
-        ).first()
-        if existing is None:
-            return False
-        existing.delete_instance()
-        audit.record(
-            "client_grant.revoked",
-            client_id=client.client_id,
-            identifier=api.identifier,
-            scopes=existing.scopes,
-        )
-    return True
-
-
-def get_grant(client: Client, api: Api) -> ClientGrant | None:
-    """The client's grant for the API, or None."""
-    return ClientGrant.get_or_none(
-        (ClientGrant.client == client.client_id) & (ClientGrant.api == api.id)
-    )
-
-
-def list_grants(*, api: Api | None = None, client: Client | None = None) -> list[ClientGrant]:
-    """Client grants, oldest first; only those of ``api`` and/or ``client`` when given."""
-    query = (
-        ClientGrant.select(ClientGrant, Client, Api)
-        .join(Client, on=ClientGrant.client == Client.client_id)
-        .switch(ClientGrant)
-        .join(Api, on=ClientGrant.api == Api.id)
-        .order_by(ClientGrant.created_at, ClientGrant.id)
-    )
-    if api is not None:
-        query = query.where(ClientGrant.api == api.id)
-    if client is not None:
-        query = query.where(ClientGrant.client == client.client_id)
-    return list(query)
+def cached_api(identifier: str) -> Api | None:
+    """``get_api`` through the registry cache (the token endpoint's hot path)."""
+    if not isinstance(identifier, str):
+        return None
+    return cached(("api", identifier), lambda: get_api(identifier))

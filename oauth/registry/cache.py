@@ -17,8 +17,6 @@ from typing import Any
 
 from flask import current_app, has_app_context
 
-from oauth.storage.models import Api, Client, ClientGrant
-
 _MISSING = object()
 
 
@@ -77,28 +75,7 @@ def invalidates(function):
     return wrapper
 
 
-def _cached(key: tuple, load):
+def cached(key: tuple, load):
+    """``load()``, or what it returned for ``key`` less than the interval ago."""
     cache = _cache()
     return load() if cache is None else cache.get(key, load)
-
-
-def client(client_id: str) -> Client | None:
-    from oauth.registry.clients import get_client
-
-    if not isinstance(client_id, str):
-        return None
-    return _cached(("client", client_id), lambda: get_client(client_id))
-
-
-def api(identifier: str) -> Api | None:
-    from oauth.registry.apis import get_api
-
-    if not isinstance(identifier, str):
-        return None
-    return _cached(("api", identifier), lambda: get_api(identifier))
-
-
-def grant(client: Client, api: Api) -> ClientGrant | None:
-    from oauth.registry.apis import get_grant
-
-    return _cached(("grant", client.client_id, api.id), lambda: get_grant(client, api))

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from oauth import audit
 from oauth.redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
-from oauth.registry.cache import invalidates
+from oauth.registry.cache import cached, invalidates
 from oauth.security import lookup_key, random_token, sha256_hex
 from oauth.storage.db import write_transaction
 from oauth.storage.models import Client, utcnow
@@ -362,3 +362,10 @@ def client_info(client: Client, client_secret: str | None = None) -> dict[str, A
         info["client_secret"] = client_secret
         info["client_secret_expires_at"] = 0
     return info
+
+
+def cached_client(client_id: str) -> Client | None:
+    """``get_client`` through the registry cache (the token endpoint's hot path)."""
+    if not isinstance(client_id, str):
+        return None
+    return cached(("client", client_id), lambda: get_client(client_id))

@@ -25,15 +25,14 @@ from flask_login import current_user
 
 from oauth import audit_log
 from oauth.accounts import admin as user_admin
-from oauth.accounts import consents as user_grants
+from oauth.accounts import consents
 from oauth.accounts.login import login_manager
 from oauth.pagination import page_number
-from oauth.registry import apis, clients
+from oauth.registry import apis, client_grants, clients
 from oauth.storage.models import (
     Api,
     AuditEvent,
     Client,
-    Consent,
     OAuthSession,
     SigningKey,
     User,
@@ -94,7 +93,7 @@ def index():
         "disabled": User.select().where(User.disabled).count(),
         "clients": Client.select().count(),
         "dynamic_clients": Client.select().where(Client.registration_type == "dynamic").count(),
-        "grants": Consent.select().count(),
+        "grants": consents.count(),
         "sessions": OAuthSession.select().where(OAuthSession.revoked_at.is_null()).count(),
         "apis": Api.select().count(),
         "keys": SigningKey.select().where(SigningKey.state != keys.REVOKED).count(),
@@ -288,7 +287,7 @@ def user_edit(user_id: str):
         user=user,
         form=form,
         summary=user_admin.user_summary(user),
-        grants=user_grants.list_user_grants(user),
+        grants=consents.list_user_grants(user),
     ), status
 
 
@@ -443,7 +442,7 @@ def apis_list():
             flash(f"API {api.name} created.", "success")
             return redirect(url_for("admin.api_detail", api_id=api.id))
     grants: dict[int, list] = {}
-    for row in apis.list_grants():
+    for row in client_grants.list_grants():
         grants.setdefault(row.api_id, []).append(row)
     status = 400 if request.method == "POST" else 200
     return render_template(
@@ -467,7 +466,7 @@ def _render_api(api: Api, form: ClientGrantForm, problem: str | None, status: in
     return render_template(
         "admin/api_detail.html",
         api=api,
-        grants=apis.list_grants(api=api),
+        grants=client_grants.list_grants(api=api),
         form=form,
         problem=problem,
         grantable=bool(form.client_id.choices[1:]),
@@ -488,7 +487,7 @@ def api_grant(api_id: str):
         return _render_api(api, form, None, 400)
     client = _client_or_404(form.client_id.data)
     try:
-        apis.grant(client, api, form.scopes.data or [])
+        client_grants.grant(client, api, form.scopes.data or [])
     except apis.ApiError as error:
         return _render_api(api, form, error.message, 400)
     flash(f"{client.name} may now get tokens for {api.name}.", "success")
@@ -500,7 +499,7 @@ def api_revoke_grant(api_id: str, client_id: str):
     _confirmed()
     api = _api_or_404(api_id)
     client = _client_or_404(client_id)
-    if not apis.revoke_grant(client, api):
+    if not client_grants.revoke_grant(client, api):
         abort(404)
     flash(f"{client.name} can no longer get tokens for {api.name}.", "success")
     return redirect(url_for("admin.api_detail", api_id=api.id))
