@@ -8,8 +8,7 @@ import time
 import pytest
 
 from oauth.storage.models import OAuthSession, RevokedAccessToken, User, utcnow
-from oauth.tokens import issue as tokens
-from oauth.tokens import keys
+from oauth.tokens import keys, refresh
 from tests.oauth_helpers import basic_auth_header as basic
 from tests.oauth_helpers import decode_jwt_unverified, make_client
 
@@ -142,7 +141,7 @@ def test_denylisted_access_token_is_inactive(flow, app, resource_server):
 def test_revoked_session_makes_both_inactive(flow, app, resource_server):
     issued = flow.tokens()
     with app.app_context():
-        tokens.revoke_session(OAuthSession.get(), "test")
+        refresh.revoke_session(OAuthSession.get(), "test")
     for token in (issued["access_token"], issued["refresh_token"]):
         assert body(flow.browser, resource_server, token) == {"active": False}
 

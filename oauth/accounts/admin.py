@@ -9,10 +9,11 @@ import json
 from typing import Any
 
 from oauth import audit
+from oauth.accounts import consents
 from oauth.pagination import Page, paginate
 from oauth.storage.db import for_update, write_transaction
-from oauth.storage.models import Consent, OAuthSession, User, utcnow
-from oauth.tokens import issue as tokens
+from oauth.storage.models import OAuthSession, User, utcnow
+from oauth.tokens import refresh
 
 PER_PAGE = 25
 MAX_METADATA_CHARS = 16_000
@@ -107,7 +108,7 @@ def disable_user(user: User, *, actor_id: str | None) -> int:
             )
         )
         for session in sessions:
-            tokens.revoke_session(session, "user_disabled")
+            refresh.revoke_session(session, "user_disabled")
         audit.record(
             "user.disabled", user_id=user.id, actor=actor_id, sessions_revoked=len(sessions)
         )
@@ -129,7 +130,7 @@ def enable_user(user: User, *, actor_id: str | None) -> None:
 def user_summary(user: User) -> dict[str, int]:
     """Counts shown on the user's admin page."""
     return {
-        "apps": Consent.select().where(Consent.user == user.id).count(),
+        "apps": consents.count(user),
         "active_sessions": OAuthSession.select()
         .where((OAuthSession.user == user.id) & OAuthSession.revoked_at.is_null())
         .count(),

@@ -1,4 +1,6 @@
-"""A user's authorized applications ("user grants"): list them, revoke one."""
+"""Consents: the only owner of Consent rows. A consent is what a user has let one client
+do (its scopes); it is remembered on the consent page, covers later requests, is touched
+when tokens are issued, listed on "authorized apps" and revoked there."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ from dataclasses import dataclass
 from oauth import audit
 from oauth.scopes import describe
 from oauth.storage.db import for_update, write_transaction
-from oauth.storage.models import AuthorizationRequest, Client, Consent, OAuthSession, User
-from oauth.tokens import issue as tokens
+from oauth.storage.models import AuthorizationRequest, Client, Consent, OAuthSession, User, utcnow
+from oauth.tokens import refresh
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,39 @@ class UserGrant:
     scopes: list[tuple[str, str]]  # (scope, plain words)
     granted_at: dt.datetime
     last_used_at: dt.datetime | None
+
+
+def covers(user: User, client_id: str, scopes: list[str]) -> bool:
+    """Whether ``user`` already consented to ``client_id`` for every one of ``scopes``."""
+    consent = Consent.get_or_none((Consent.user == user) & (Consent.client == client_id))
+    return consent is not None and set(scopes) <= set(consent.scopes or [])
+
+
+def remember(user: User, client_id: str, scopes: list[str]) -> None:
+    """Record (or widen) the consent, in the caller's transaction, and audit it."""
+    consent = for_update(
+        Consent.select().where((Consent.user == user) & (Consent.client == client_id))
+    ).first()
+    if consent is None:
+        Consent.create(user=user, client=client_id, scopes=scopes)
+    else:
+        consent.scopes = sorted(set(consent.scopes or []) | set(scopes))
+        consent.updated_at = utcnow()
+        consent.save()
+    audit.record("consent.granted", user_id=user.id, client_id=client_id, scopes=scopes)
+
+
+def touch(user: User, client: Client) -> None:
+    """The app just got tokens for the user: "last used" on the authorized-apps page."""
+    Consent.update(last_used_at=utcnow()).where(
+        (Consent.user == user) & (Consent.client == client)
+    ).execute()
+
+
+def count(user: User | None = None) -> int:
+    """How many consents exist (of ``user``, or in all)."""
+    query = Consent.select()
+    return (query.where(Consent.user == user) if user is not None else query).count()
 
 
 def list_user_grants(user: User) -> list[UserGrant]:
@@ -65,7 +100,7 @@ def revoke_user_grant(user: User, client: Client) -> bool:
             )
         )
         for session in sessions:
-            tokens.revoke_session(session, "revoked_by_user")
+            refresh.revoke_session(session, "revoked_by_user")
         # A code approved a moment ago would otherwise still buy a fresh token family.
         AuthorizationRequest.update(status="denied").where(
             (AuthorizationRequest.user == user)

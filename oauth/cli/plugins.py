@@ -10,19 +10,14 @@ from flask import current_app
 
 from oauth.accounts import users as accounts
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
-from oauth.plugins.hookspecs import TokenDenied
+from oauth.plugins.hookspecs import TokenContext, TokenDenied
 from oauth.plugins.host import PluginError
 from oauth.plugins.host import host as plugin_host
 from oauth.registry import apis
 from oauth.storage.db import database
 from oauth.storage.models import OAuthSession
-from oauth.tokens.claims import (
-    id_token_claims,
-    machine_access_token_claims,
-    user_access_token_claims,
-)
+from oauth.tokens import issue
 from oauth.tokens.claims import userinfo_claims as base_userinfo_claims
-from oauth.tokens.issue import TokenContext
 
 plugins_cli = OneLineErrorGroup("plugins", help="Inspect and try plugins.")
 
@@ -78,20 +73,18 @@ def plugins_try(hook, client_id, email, scopes, audience):
             raise click.ClickException(f"no user with email {email}")
     scopes = list(scopes) or (["openid", "email"] if user else [])
     try:
-        with database.atomic() as transaction:
+        with database.atomic() as transaction, plugin_host().dry_run():
             result = _dry_run(hook, client, user, scopes, audience)
             transaction.rollback()
     except TokenDenied as denial:
         raise click.ClickException(f"denied: {denial.error}: {denial.description}") from None
     except PluginError as failure:
         raise click.ClickException(failure.description) from None
-    plugin_host().flush()
     click.echo(json.dumps(result, indent=2, sort_keys=True))
 
 
 def _dry_run(hook, client, user, scopes, audience) -> dict:
-    now = int(time.time())
-    host = plugin_host()
+    """The claims the real pipeline would produce (``tokens/issue.py``), signed by nobody."""
     if user is None:
         if hook in ("customize_id_token", "userinfo_claims"):
             raise click.ClickException(f"{hook} needs --user")
@@ -100,19 +93,13 @@ def _dry_run(hook, client, user, scopes, audience) -> dict:
         context = TokenContext(
             client, None, "client_credentials", "client_secret_basic", scopes, audience
         )
-        scopes, extra = host.customize_client_credentials(client, scopes, audience, context)
-        context.scopes = scopes
-        claims = machine_access_token_claims(
-            client=client,
-            audience=audience,
-            scopes=scopes,
-            ttl=api.token_ttl if api else 3600,
-            now=now,
+        return issue.dry_run(hook, context, ttl=api.token_ttl if api else 3600)
+    if hook == "userinfo_claims":
+        return plugin_host().userinfo_claims(base_userinfo_claims(user, scopes), user, scopes)
+    if hook == "customize_client_credentials_token":
+        raise click.ClickException(
+            "customize_client_credentials_token is for client credentials: omit --user"
         )
-        claims.update(extra)
-        if hook == "customize_client_credentials_token":
-            return claims
-        return host.customize_access_token(claims, context)
     audience = audience or current_app.config["DEFAULT_AUDIENCE"]
     session = OAuthSession(
         id="dry-run",
@@ -120,30 +107,10 @@ def _dry_run(hook, client, user, scopes, audience) -> dict:
         client=client,
         scope=" ".join(scopes),
         audience=audience,
-        auth_time=now,
+        auth_time=int(time.time()),
         amr=["pwd"],
     )
     context = TokenContext(
         client, user, "authorization_code", "client_secret_basic", scopes, audience, session=session
     )
-    if hook == "customize_id_token":
-        claims = id_token_claims(
-            user=user,
-            client=client,
-            scopes=scopes,
-            auth_time=now,
-            nonce=None,
-            at_hash=None,
-            now=now,
-        )
-        return host.customize_id_token(claims, context)
-    if hook == "userinfo_claims":
-        return host.userinfo_claims(base_userinfo_claims(user, scopes), user, scopes)
-    if hook == "customize_client_credentials_token":
-        raise click.ClickException(
-            "customize_client_credentials_token is for client credentials: omit --user"
-        )
-    claims = user_access_token_claims(
-        user=user, client=client, session=session, scopes=scopes, now=now
-    )
-    return host.customize_access_token(claims, context)
+    return issue.dry_run(hook, context, ttl=0)

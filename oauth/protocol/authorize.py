@@ -18,13 +18,14 @@ from flask import current_app, session
 from werkzeug.datastructures import MultiDict
 
 from oauth import audit
+from oauth.accounts import consents
 from oauth.redirect_uris import redirect_uri_problem
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.scopes import unknown as unknown_scopes
 from oauth.security import lookup_key, random_token, sha256_hex
 from oauth.storage.db import for_update, write_transaction
-from oauth.storage.models import AuthorizationRequest, Consent, User, utcnow
+from oauth.storage.models import AuthorizationRequest, User, utcnow
 
 CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 PROMPTS = {"none", "login", "consent", "select_account"}
@@ -216,11 +217,6 @@ def needs_login(row: AuthorizationRequest, user: User | None) -> bool:
     return row.max_age is not None and time.time() - login_at >= row.max_age
 
 
-def consent_covers(user: User, row: AuthorizationRequest) -> bool:
-    consent = Consent.get_or_none((Consent.user == user) & (Consent.client == row.client_id))
-    return consent is not None and set(row.scopes) <= set(consent.scopes or [])
-
-
 def load_pending(authorization_id: str | None) -> AuthorizationRequest:
     key = lookup_key(authorization_id)
     row = AuthorizationRequest.get_or_none(AuthorizationRequest.id == key) if key else None
@@ -257,7 +253,7 @@ def decide(row: AuthorizationRequest, user: User | None) -> Outcome:
         raise AuthorizationPageError(
             "Wrong account", "This authorization request belongs to another user."
         )
-    if "consent" not in prompts and consent_covers(user, row):
+    if "consent" not in prompts and consents.covers(user, row.client_id, row.scopes):
         return Outcome("redirect", approve(row, user, remember=False))
     if "none" in prompts:
         _finish(row, user, approved=False)
@@ -305,23 +301,8 @@ def approve(row: AuthorizationRequest, user: User, *, remember: bool = True) -> 
         locked.amr = list(session.get("amr") or ["pwd"])
         locked.save()
         if remember:
-            _remember_consent(user, locked)
-            audit.record(
-                "consent.granted", user_id=user.id, client_id=locked.client_id, scopes=locked.scopes
-            )
+            consents.remember(user, locked.client_id, locked.scopes)
     return success_location(locked.redirect_uri, code, locked.state)
-
-
-def _remember_consent(user: User, row: AuthorizationRequest) -> None:
-    consent = for_update(
-        Consent.select().where((Consent.user == user) & (Consent.client == row.client_id))
-    ).first()
-    if consent is None:
-        Consent.create(user=user, client=row.client_id, scopes=row.scopes)
-    else:
-        consent.scopes = sorted(set(consent.scopes or []) | set(row.scopes))
-        consent.updated_at = utcnow()
-        consent.save()
 
 
 def deny(row: AuthorizationRequest, user: User) -> str:

@@ -1,22 +1,19 @@
 """The client_credentials grant: machine-to-machine tokens for registered APIs (Auth0's model,
-with RFC 8707 ``resource`` as an alias of ``audience``)."""
+with RFC 8707 ``resource`` as an alias of ``audience``). The token comes from the one issuing
+pipeline (``tokens/issue.py``), which runs Auth0's hook and then ``customize_access_token``."""
 
 from __future__ import annotations
-
-import time
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from flask import current_app
 
 from oauth import audit
-from oauth.plugins.host import host as plugin_host
-from oauth.protocol.grants import InvalidTargetError, _require_grant_type
-from oauth.registry import cache as registry
+from oauth.plugins.hookspecs import TokenContext
+from oauth.protocol.grants import InvalidTargetError, require_grant_type
+from oauth.registry import apis, client_grants, clients
 from oauth.scopes import parse as parse_scope
-from oauth.tokens import keys
-from oauth.tokens.claims import machine_access_token_claims
-from oauth.tokens.issue import ACCESS_TOKEN_TYP, TokenContext
+from oauth.tokens import issue
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -24,9 +21,25 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
     def validate_token_request(self):
         client = self.authenticate_token_endpoint_client()
-        _require_grant_type(client, "client_credentials")
-        form = self.request.form
-        audience = form.get("audience")
+        require_grant_type(client, "client_credentials")
+        identifier = self._api_identifier()
+        api = apis.cached_api(identifier)
+        client_grant = client_grants.cached_grant(client, api) if api is not None else None
+        if client_grant is None:
+            raise InvalidTargetError(
+                f"This client is not authorized for the API '{identifier[:200]}'."
+            )
+        requested = parse_scope(self.request.form.get("scope"))
+        granted = list(client_grant.scopes or [])
+        outside = [s for s in requested if s not in granted]
+        if outside:
+            raise InvalidScopeError(f"Scope not granted to this client: {' '.join(outside)[:300]}.")
+        self.request.client = client
+        self.request.api = api
+        self.request.scopes = requested or granted
+
+    def _api_identifier(self) -> str:
+        audience = self.request.form.get("audience")
         resources = self.request.payload.datalist.get("resource", [])
         if len(resources) > 1:
             raise InvalidTargetError("Ask for one API (resource) per token.")
@@ -36,20 +49,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         identifier = audience or resource or current_app.config.get("DEFAULT_API")
         if not identifier:
             raise InvalidRequestError("Name the API with 'audience' (or 'resource').")
-        api = registry.api(identifier)
-        client_grant = registry.grant(client, api) if api is not None else None
-        if client_grant is None:
-            raise InvalidTargetError(
-                f"This client is not authorized for the API '{identifier[:200]}'."
-            )
-        requested = parse_scope(form.get("scope"))
-        granted = list(client_grant.scopes or [])
-        outside = [s for s in requested if s not in granted]
-        if outside:
-            raise InvalidScopeError(f"Scope not granted to this client: {' '.join(outside)[:300]}.")
-        self.request.client = client
-        self.request.api = api
-        self.request.scopes = requested or granted
+        return identifier
 
     def create_token_response(self):
         client, api = self.request.client, self.request.api
@@ -62,27 +62,12 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
             audience=api.identifier,
             request=self.request,
         )
-        plugins = plugin_host()
-        scopes, extra = plugins.customize_client_credentials(
-            client, context.scopes, api.identifier, context
-        )
-        context.scopes = scopes
-        now = int(time.time())
-        claims = machine_access_token_claims(
-            client=client, audience=api.identifier, scopes=scopes, ttl=api.token_ttl, now=now
-        )
-        claims.update(extra)
-        claims = plugins.customize_access_token(claims, context)
-        token = {
-            "access_token": keys.sign_jwt(claims, typ=ACCESS_TOKEN_TYP),
-            "token_type": "Bearer",
-            "expires_in": claims["exp"] - now,
-            "scope": claims.get("scope", " ".join(scopes)),
-        }
+        token = issue.machine_token(context, ttl=api.token_ttl)
         audit.record(
             "token.issued",
             client_id=client.client_id,
             grant_type="client_credentials",
             audience=api.identifier,
         )
+        clients.touch_last_used(client)
         return 200, token, self.TOKEN_RESPONSE_HEADER

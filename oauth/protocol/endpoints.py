@@ -13,8 +13,8 @@ from flask import current_app
 from oauth import audit
 from oauth.security import lookup_key, sha256_hex
 from oauth.storage.models import OAuthSession, RefreshToken, RevokedAccessToken, User, utcnow
-from oauth.tokens import issue as tokens
-from oauth.tokens import keys
+from oauth.tokens import keys, refresh
+from oauth.tokens.issue import ACCESS_TOKEN_TYP
 from oauth.tokens.jose import InvalidTokenError
 from oauth.tokens.verify import verify_access_token
 
@@ -104,7 +104,7 @@ class RevocationEndpoint(BaseRevocationEndpoint):
         if not _looks_like_jwt(token):
             return None
         try:
-            claims = keys.verify_jwt(token, typ=tokens.ACCESS_TOKEN_TYP)
+            claims = keys.verify_jwt(token, typ=ACCESS_TOKEN_TYP)
         except InvalidTokenError:
             return None  # expired or not ours: nothing to revoke
         return AccessTokenRecord(claims)
@@ -112,7 +112,7 @@ class RevocationEndpoint(BaseRevocationEndpoint):
     def revoke_token(self, token: TokenRecord, request) -> None:
         client_id = request.client.client_id
         if isinstance(token, RefreshTokenRecord):
-            tokens.revoke_session(token.session, "revoked_by_client")
+            refresh.revoke_session(token.session, "revoked_by_client")
             audit.record(
                 "token.revoked",
                 user_id=token.session.user_id,

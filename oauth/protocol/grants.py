@@ -1,10 +1,11 @@
-"""Authlib grants, tightened to OAuth 2.1. They only do storage and the checks Authlib's
-defaults lack (S256-only PKCE for every client, code replay, refresh rotation with reuse
-detection); Authlib does request parsing, client authentication and error responses."""
+"""The user grants of the token endpoint, Authlib subclasses tightened to OAuth 2.1:
+authorization code (S256-only PKCE for every client, code replay revokes what the code issued)
+and refresh token (rotation and reuse policy live in ``tokens/refresh.py``). They check the
+request and write the grant's rows; the tokens come from ``tokens/issue.py``. Authlib parses
+the request, authenticates the client and shapes error responses."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import re
@@ -22,19 +23,14 @@ from authlib.oauth2.rfc6749.errors import (
 from flask import current_app
 
 from oauth import audit
+from oauth.accounts import consents
+from oauth.plugins.hookspecs import TokenContext
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
 from oauth.storage.db import for_update
-from oauth.storage.models import (
-    AuthorizationRequest,
-    Consent,
-    OAuthSession,
-    RefreshToken,
-    User,
-    utcnow,
-)
-from oauth.tokens import issue as tokens
+from oauth.storage.models import AuthorizationRequest, Client, OAuthSession, User, utcnow
+from oauth.tokens import issue, refresh
 
 CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -50,7 +46,7 @@ def s256(verifier: str) -> str:
     return urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).decode()
 
 
-def _require_grant_type(client, grant_type: str) -> None:
+def require_grant_type(client, grant_type: str) -> None:
     if not client.check_grant_type(grant_type):
         raise UnauthorizedClientError(f"This client may not use grant_type={grant_type}.")
 
@@ -58,7 +54,7 @@ def _require_grant_type(client, grant_type: str) -> None:
 def _authenticate(grant, grant_type: str, parameter: str):
     """The authenticated client, allowed this grant type, and the grant's required parameter."""
     client = grant.authenticate_token_endpoint_client()
-    _require_grant_type(client, grant_type)
+    require_grant_type(client, grant_type)
     value = grant.request.form.get(parameter)
     if not value:
         raise InvalidRequestError(f"Missing '{parameter}'.")
@@ -114,7 +110,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if row.session_id:
             session = OAuthSession.get_or_none(OAuthSession.id == row.session_id)
             if session is not None:
-                tokens.revoke_session(session, "code_replay")
+                refresh.revoke_session(session, "code_replay")
         audit.record("code.replayed", user_id=row.user_id, client_id=row.client_id)
 
     def create_token_response(self):
@@ -131,26 +127,30 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         row.status = "consumed"
         row.session_id = session.id
         row.save()
-        token = tokens.issue_user_tokens(
-            session=session,
-            user=user,
-            client=client,
-            grant_type="authorization_code",
-            authentication_method=self.request.auth_method,
-            nonce=row.nonce,
-            request=self.request,
+        token = issue.user_tokens(
+            _context(self, "authorization_code", session, session.scopes), nonce=row.nonce
         )
-        Consent.update(last_used_at=utcnow()).where(
-            (Consent.user == user) & (Consent.client == client)
-        ).execute()
-        clients.touch_last_used(client)
-        audit.record(
-            "token.issued",
-            user_id=user.id,
-            client_id=client.client_id,
-            grant_type="authorization_code",
-        )
+        _issued(user, client, "authorization_code")
         return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+def _context(grant, grant_type: str, session: OAuthSession, scopes: list[str]) -> TokenContext:
+    return TokenContext(
+        client=grant.request.client,
+        user=grant.request.user,
+        grant_type=grant_type,
+        authentication_method=grant.request.auth_method,
+        scopes=list(scopes),
+        audience=session.audience,
+        request=grant.request,
+        session=session,
+    )
+
+
+def _issued(user: User, client: Client, grant_type: str) -> None:
+    consents.touch(user, client)
+    clients.touch_last_used(client)
+    audit.record("token.issued", user_id=user.id, client_id=client.client_id, grant_type=grant_type)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -158,16 +158,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def validate_token_request(self):
         client, plain = _authenticate(self, "refresh_token", "refresh_token")
-        row = for_update(
-            RefreshToken.select().where(RefreshToken.token_hash == sha256_hex(plain))
-        ).first()
-        if row is None:
-            raise InvalidGrantError("The refresh token is invalid.")
-        session = for_update(OAuthSession.select().where(OAuthSession.id == row.session_id)).first()
-        if session is None or session.client_id != client.client_id:
-            raise InvalidGrantError("The refresh token is invalid.")
-        if session.revoked_at is not None:
-            raise InvalidGrantError("The refresh token was revoked.")
+        row, session = refresh.find_for_use(plain, client)
         user = User.get_or_none(User.id == session.user_id)
         if user is None or user.disabled:
             raise InvalidGrantError("The user of this refresh token is not active.")
@@ -182,45 +173,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         self.request.narrowed_scopes = requested or None
 
     def create_token_response(self):
-        row: RefreshToken = self.request.refresh_token
-        plain: str = self.request.refresh_token_plain
         session: OAuthSession = self.request.oauth_session
-        client, user = self.request.client, self.request.user
-        if row.rotated_at is None:
-            next_plain = tokens.rotate_refresh_token(row, plain)
-        else:
-            next_plain = self._replay(row, plain, session)
-        session.last_used_at = utcnow()
-        session.save()
-        token = tokens.issue_user_tokens(
-            session=session,
-            user=user,
-            client=client,
-            grant_type="refresh_token",
-            authentication_method=self.request.auth_method,
-            scopes=self.request.narrowed_scopes,
-            refresh_token=next_plain,
-            request=self.request,
+        next_plain = refresh.use(
+            self.request.refresh_token, self.request.refresh_token_plain, session
         )
-        Consent.update(last_used_at=utcnow()).where(
-            (Consent.user == user) & (Consent.client == client)
-        ).execute()
-        clients.touch_last_used(client)
-        audit.record(
-            "token.issued", user_id=user.id, client_id=client.client_id, grant_type="refresh_token"
+        scopes = self.request.narrowed_scopes or session.scopes
+        token = issue.user_tokens(
+            _context(self, "refresh_token", session, scopes), refresh_token=next_plain
         )
+        _issued(self.request.user, self.request.client, "refresh_token")
         return 200, token, self.TOKEN_RESPONSE_HEADER
-
-    def _replay(self, row: RefreshToken, plain: str, session: OAuthSession) -> str:
-        """A rotated token came back: a concurrent retry (within the interval) gets the current
-        pair; anything later is treated as theft and ends the whole session."""
-        interval = int(current_app.config["REFRESH_TOKEN_REUSE_INTERVAL"])
-        if interval > 0 and utcnow() - row.rotated_at <= dt.timedelta(seconds=interval):
-            live = tokens.live_successor(row, plain)
-            if live is not None:
-                return live
-        tokens.revoke_session(session, "refresh_token_reuse")
-        audit.record(
-            "refresh_token.reuse_detected", user_id=session.user_id, client_id=session.client_id
-        )
-        raise InvalidGrantError("The refresh token was already used; the session has been revoked.")

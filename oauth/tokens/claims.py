@@ -9,9 +9,6 @@ from flask import current_app
 
 from oauth.storage.models import Client, OAuthSession, User
 
-# Claims plugins may not change (DESIGN.md).
-PROTECTED_CLAIMS = ("iss", "sub", "iat", "exp", "nbf", "jti", "client_id")
-
 
 def _epoch(value: dt.datetime | None) -> int | None:
     return int(value.replace(tzinfo=dt.UTC).timestamp()) if value else None

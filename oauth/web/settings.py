@@ -6,8 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 from flask_login import current_user, login_required
 
 from oauth import audit
-from oauth.accounts import consents as user_grants
-from oauth.accounts import passwords
+from oauth.accounts import consents, passwords
 from oauth.accounts import users as accounts
 from oauth.accounts.login import sign_in
 from oauth.registry.clients import get_client
@@ -91,7 +90,7 @@ def sign_out_others():
 @bp.route("/apps")
 @login_required
 def apps():
-    return render_template("apps.html", grants=user_grants.list_user_grants(_user()))
+    return render_template("apps.html", grants=consents.list_user_grants(_user()))
 
 
 @bp.route("/apps/<client_id>/revoke", methods=["POST"])
@@ -100,7 +99,7 @@ def revoke_app(client_id: str):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     client = get_client(client_id)
-    if client is None or not user_grants.revoke_user_grant(_user(), client):
+    if client is None or not consents.revoke_user_grant(_user(), client):
         abort(404)
     flash(f"Access for {client.name} was revoked.", "success")
     return redirect(url_for("settings.apps"))

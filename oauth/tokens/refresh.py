@@ -1,0 +1,123 @@
+"""Refresh tokens: the one owner of their rotation and its reuse policy, and of ending a
+token family (an OAuth session).
+
+Every use rotates the token under a row lock. A rotated token that comes back within
+``REFRESH_TOKEN_REUSE_INTERVAL`` seconds (a client retrying a request whose answer it lost)
+gets the current token: the successor is stored encrypted under the old token, so nothing
+usable sits at rest. Later, the replay is treated as theft and ends the whole session.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from flask import current_app
+
+from oauth import audit
+from oauth.security import random_token, sha256_hex
+from oauth.storage.db import for_update
+from oauth.storage.models import Client, OAuthSession, RefreshToken, utcnow
+
+MAX_SUCCESSORS = 64
+
+
+def new_refresh_token(
+    session: OAuthSession, parent: RefreshToken | None = None
+) -> tuple[str, RefreshToken]:
+    """A fresh token of ``session``: the plain value (shown once) and its hashed row."""
+    plain = random_token(32)
+    row = RefreshToken.create(session=session, token_hash=sha256_hex(plain), parent=parent)
+    return plain, row
+
+
+def _successor_key(token: str) -> bytes:
+    return hashlib.sha256(b"portcullis/refresh-successor\x00" + token.encode()).digest()
+
+
+def seal_successor(token: str, successor: str) -> str:
+    """Encrypt ``successor`` so that only a holder of ``token`` can read it back."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(_successor_key(token)).encrypt(nonce, successor.encode(), None)
+    return base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def open_successor(token: str, ciphertext: str) -> str:
+    raw = base64.urlsafe_b64decode(ciphertext.encode())
+    return AESGCM(_successor_key(token)).decrypt(raw[:12], raw[12:], None).decode()
+
+
+def find_for_use(plain: str, client: Client) -> tuple[RefreshToken, OAuthSession]:
+    """The token row and its session, both locked, or ``invalid_grant``."""
+    row = for_update(
+        RefreshToken.select().where(RefreshToken.token_hash == sha256_hex(plain))
+    ).first()
+    if row is None:
+        raise InvalidGrantError("The refresh token is invalid.")
+    session = for_update(OAuthSession.select().where(OAuthSession.id == row.session_id)).first()
+    if session is None or session.client_id != client.client_id:
+        raise InvalidGrantError("The refresh token is invalid.")
+    if session.revoked_at is not None:
+        raise InvalidGrantError("The refresh token was revoked.")
+    return row, session
+
+
+def use(row: RefreshToken, plain: str, session: OAuthSession) -> str:
+    """Spend ``plain`` (its locked ``row``): the token the client gets next.
+
+    A live token rotates; a rotated one within the reuse interval gives the current one;
+    any other replay revokes the session and answers ``invalid_grant``.
+    """
+    next_plain = _rotate(row, plain) if row.rotated_at is None else _replay(row, plain, session)
+    session.last_used_at = utcnow()
+    session.save()
+    return next_plain
+
+
+def _rotate(row: RefreshToken, plain: str) -> str:
+    child_plain, _child = new_refresh_token(row.session, parent=row)
+    row.rotated_at = utcnow()
+    row.successor_ciphertext = seal_successor(plain, child_plain)
+    row.save()
+    return child_plain
+
+
+def _replay(row: RefreshToken, plain: str, session: OAuthSession) -> str:
+    interval = int(current_app.config["REFRESH_TOKEN_REUSE_INTERVAL"])
+    if interval > 0 and utcnow() - row.rotated_at <= dt.timedelta(seconds=interval):
+        live = live_successor(row, plain)
+        if live is not None:
+            return live
+    revoke_session(session, "refresh_token_reuse")
+    audit.record(
+        "refresh_token.reuse_detected", user_id=session.user_id, client_id=session.client_id
+    )
+    raise InvalidGrantError("The refresh token was already used; the session has been revoked.")
+
+
+def live_successor(row: RefreshToken, plain: str) -> str | None:
+    """Follow a rotated token's successors to the live one (for replays within the interval)."""
+    current_row, current_plain = row, plain
+    for _ in range(MAX_SUCCESSORS):
+        if current_row.rotated_at is None:
+            return current_plain
+        if not current_row.successor_ciphertext:
+            return None
+        current_plain = open_successor(current_plain, current_row.successor_ciphertext)
+        current_row = RefreshToken.get_or_none(RefreshToken.token_hash == sha256_hex(current_plain))
+        if current_row is None:
+            return None
+    return None
+
+
+def revoke_session(session: OAuthSession, reason: str) -> None:
+    """End a token family: its refresh tokens are deleted, its access tokens stop being accepted."""
+    if session.revoked_at is None:
+        session.revoked_at = utcnow()
+        session.revoked_reason = reason
+        session.save()
+    RefreshToken.delete().where(RefreshToken.session == session).execute()
