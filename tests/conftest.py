@@ -112,6 +112,14 @@ def make_app(database_url, tmp_path):
 
 
 @pytest.fixture
+def plugin_dir(tmp_path):
+    """The drop-in plugin folder of this test's apps (make_app's PLUGINS_DIR)."""
+    folder = tmp_path / "plugins"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture
 def app(make_app):
     return make_app()
 

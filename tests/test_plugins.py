@@ -22,13 +22,6 @@ from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def plugin_dir(tmp_path):
-    folder = tmp_path / "plugins"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 def write_plugin(folder: Path, name: str, source: str) -> Path:
     path = folder / f"{name}.py"
     path.write_text(textwrap.dedent(source))

@@ -13,7 +13,7 @@ from oauth.cli.support import OneLineErrorGroup, client_or_fail
 from oauth.plugins.hookspecs import TokenContext, TokenDenied
 from oauth.plugins.host import PluginError
 from oauth.plugins.host import host as plugin_host
-from oauth.registry import apis
+from oauth.registry import apis, client_grants
 from oauth.storage.db import database
 from oauth.storage.models import OAuthSession
 from oauth.tokens import issue
@@ -90,6 +90,9 @@ def _dry_run(hook, client, user, scopes, audience) -> dict:
             raise click.ClickException(f"{hook} needs --user")
         audience = audience or current_app.config.get("DEFAULT_API") or "urn:portcullis:dry-run"
         api = apis.get_api(audience)
+        grant = client_grants.get_grant(client, api) if api is not None else None
+        if not scopes and grant is not None:  # as the token endpoint: the granted scopes
+            scopes = list(grant.scopes or [])
         context = TokenContext(
             client, None, "client_credentials", "client_secret_basic", scopes, audience
         )
