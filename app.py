@@ -6,47 +6,84 @@ import logging
 import os
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from oauth import cli, config, ratelimit, web
+from oauth.accounts import login, passwords
+from oauth.plugins import host as plugin_host
+from oauth.protocol import server
+from oauth.registry import cache as registry_cache
+from oauth.storage import db
+from oauth.storage.migrations import migrate
+from oauth.tokens import keys
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the application: config -> db -> login/csrf -> plugins -> oauth server -> blueprints -> CLI."""
-    from oauth import cli, config, ratelimit
-    from oauth import web as views
-    from oauth.accounts import login, passwords
-    from oauth.plugins import host as plugins
-    from oauth.protocol import server
-    from oauth.registry import cache as registry
-    from oauth.storage import db
-    from oauth.storage.migrations import migrate
-    from oauth.tokens import keys
-
+    """Build the application in named steps; a configuration error stops with one line."""
     app = Flask(
         __name__,
         instance_path=os.environ.get("PORTCULLIS_INSTANCE_PATH") or None,
         instance_relative_config=True,
     )
     try:
-        config.load_config(app, test_config)
-        db.init_app(app)
-        if app.config["AUTO_MIGRATE"]:
-            migrate(app.extensions["portcullis.database"])
-        keys.init_app(app)
-        plugins.init_app(app)
+        setup_config(app, test_config)
+        setup_storage(app)
+        setup_plugins(app)
+        setup_security(app)
+        setup_protocol(app)
     except config.ConfigError as error:
         _close_database(app)
         config.exit_with(error)
-
-    _setup_logging(app)
-    login.init_app(app)
-    _setup_csrf(app)
-    ratelimit.init_app(app)
-    passwords.init_app(app)
-    registry.init_app(app)
-    server.init_app(app)
-    views.register_blueprints(app)
-    cli.init_app(app)
-    app.after_request(_security_headers)
+    setup_web(app)
+    setup_cli(app)
     return app
+
+
+def setup_config(app: Flask, test_config: dict | None) -> None:
+    """Defaults, instance/config.py, PORTCULLIS_* variables, test_config; checked; logging."""
+    config.load_config(app, test_config)
+    if not app.debug and not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def setup_storage(app: Flask) -> None:
+    """This app's database (pooled, checked once) and its schema (AUTO_MIGRATE)."""
+    db.init_app(app)
+    if app.config["AUTO_MIGRATE"]:
+        migrate(app.extensions[db.EXTENSION])
+
+
+def setup_plugins(app: Flask) -> None:
+    """Load and check every plugin; its registered scopes."""
+    plugin_host.init_app(app)
+
+
+def setup_security(app: Flask) -> None:
+    """Browser sessions, CSRF on every form, password hashing, rate limits, security headers."""
+    login.init_app(app)
+    app.extensions["portcullis.csrf"] = CSRFProtect(app)
+    passwords.init_app(app)
+    ratelimit.init_app(app)
+    app.after_request(_security_headers)
+
+
+def setup_protocol(app: Flask) -> None:
+    """Signing keys (a current one always exists), the registry cache, the Authlib server."""
+    keys.init_app(app)
+    registry_cache.init_app(app)
+    server.init_app(app)
+
+
+def setup_web(app: Flask) -> None:
+    """Every blueprint, the error pages and the navigation."""
+    web.register_blueprints(app)
+
+
+def setup_cli(app: Flask) -> None:
+    """The ``flask`` command groups."""
+    cli.init_app(app)
 
 
 def _security_headers(response):
@@ -59,20 +96,6 @@ def _security_headers(response):
 
 
 def _close_database(app: Flask) -> None:
-    database = app.extensions.get("portcullis.database")
+    database = app.extensions.get(db.EXTENSION)
     if database is not None:
         getattr(database, "close_all", database.close)()
-
-
-def _setup_csrf(app: Flask) -> None:
-    from flask_wtf.csrf import CSRFProtect
-
-    csrf = CSRFProtect(app)
-    app.extensions["portcullis.csrf"] = csrf
-
-
-def _setup_logging(app: Flask) -> None:
-    if not app.debug and not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )

@@ -4,7 +4,6 @@ import peewee
 import pytest
 
 from oauth.accounts import users as accounts
-from oauth.storage.db import database
 from oauth.storage.migrations import migrate, pending, runner
 from oauth.storage.models import User
 
@@ -95,24 +94,24 @@ def test_healthz_ok(client):
 
 def test_healthz_reports_a_dead_database(app, client, tmp_path):
     broken = peewee.SqliteDatabase(str(tmp_path / "missing-folder" / "db.sqlite"))
-    real = database.obj
-    database.initialize(broken)
+    real = app.extensions["portcullis.database"]
+    app.extensions["portcullis.database"] = broken
     try:
         response = client.get("/healthz")
     finally:
-        database.initialize(real)
+        app.extensions["portcullis.database"] = real
     assert response.status_code == 503
     assert response.get_json()["status"] == "unavailable"
 
 
 def test_livez_needs_no_database(app, client):
     broken = peewee.SqliteDatabase("/nonexistent-folder/db.sqlite")
-    real = database.obj
-    database.initialize(broken)
+    real = app.extensions["portcullis.database"]
+    app.extensions["portcullis.database"] = broken
     try:
         response = client.get("/livez")
     finally:
-        database.initialize(real)
+        app.extensions["portcullis.database"] = real
     assert response.status_code == 200
     assert response.get_data(as_text=True) == "ok"
     assert response.mimetype == "text/plain"
@@ -140,3 +139,25 @@ def test_start_up_waits_out_a_locked_fresh_sqlite_file(tmp_path):
         release.join()
         holder.close()
     assert db.is_closed()
+
+
+def test_two_apps_in_one_process_keep_their_own_databases(make_app, tmp_path):
+    """The models follow the current app: app A never writes into app B's database."""
+    first = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}")
+    second = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'b.db'}")
+    with first.app_context():
+        accounts.create_user("only-in-a@example.com", "password123")
+    with second.app_context():
+        assert accounts.find_by_email("only-in-a@example.com") is None
+        accounts.create_user("only-in-b@example.com", "password123")
+    with first.app_context():
+        assert accounts.find_by_email("only-in-b@example.com") is None
+        assert [u.email for u in User.select()] == ["only-in-a@example.com"]
+    # Requests too: each app's test client reads its own rows.
+    with first.test_request_context():
+        assert User.select().count() == 1
+
+
+def test_models_refuse_to_work_outside_an_application_context(app):
+    with pytest.raises(peewee.InterfaceError, match="application context"):
+        User.select().count()

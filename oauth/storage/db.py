@@ -1,4 +1,8 @@
-"""The database: a peewee DatabaseProxy bound at start-up from DATABASE_URL.
+"""The database: one per app, built at start-up from DATABASE_URL.
+
+The models are bound to ``database``, a proxy that resolves to the database of the current
+Flask app (``app.extensions["portcullis.database"]``), so two apps in one process never
+share one: each writes into its own. Outside an application context it refuses to work.
 
 SQLite runs in WAL mode with foreign keys on; PostgreSQL goes through a connection pool.
 Every request opens (or takes from the pool) one connection and gives it back on teardown.
@@ -14,11 +18,38 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 from flask import Flask
+from flask.globals import _cv_app
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from oauth.config import ConfigError
 
-database = peewee.DatabaseProxy()
+EXTENSION = "portcullis.database"
+
+
+class AppDatabase(peewee.DatabaseProxy):
+    """A peewee database proxy whose target is the current app's database."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_callbacks", [])
+
+    @property
+    def obj(self) -> peewee.Database:
+        context = _cv_app.get(None)
+        db = context.app.extensions.get(EXTENSION) if context is not None else None
+        if db is None:
+            raise peewee.InterfaceError(
+                "no Portcullis database here: use the models inside an application context "
+                "(with app.app_context(): ...) of an app built by create_app"
+            )
+        return db
+
+    def initialize(self, obj) -> None:  # noqa: ARG002 - peewee's signature
+        raise TypeError("AppDatabase follows the current app; there is nothing to initialise")
+
+
+database = AppDatabase()
 
 # busy_timeout first: the other pragmas (journal_mode above all) may have to wait for a lock
 # while several workers open a fresh database at once.
@@ -88,8 +119,7 @@ def init_app(app: Flask) -> None:
         folder = Path(db.database).parent
         if not folder.is_dir():
             raise ConfigError(f"PORTCULLIS_DATABASE_URL: folder {folder} does not exist")
-    database.initialize(db)
-    app.extensions["portcullis.database"] = db
+    app.extensions[EXTENSION] = db
     _check_connection(db, url)
 
     # peewee connects on the first query of a request; the connection goes back on teardown.
