@@ -601,9 +601,9 @@ def test_audit_filters_and_pagination(app, admin, auth, client):
     assert page3.count('class="badge event"') == 20
 
     by_email = client.get("/admin/audit?user=BOB@example.com").get_data(as_text=True)
-    assert "(120 in all)" in by_email
+    assert "(121 in all)" in by_email  # the 120 and the creation of bob's account
     by_id = client.get(f"/admin/audit?user={bob.id}&page=3").get_data(as_text=True)
-    assert by_id.count('class="badge event"') == 20
+    assert by_id.count('class="badge event"') == 21
     by_client = client.get("/admin/audit?client_id=c-2").get_data(as_text=True)
     assert by_client.count('class="badge event"') == 1 and "test.other" in by_client
     nobody = client.get("/admin/audit?user=ghost@example.com").get_data(as_text=True)

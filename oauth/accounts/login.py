@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 
 from flask import Flask, session
-from flask_login import LoginManager, login_user
+from flask_login import LoginManager, current_user, login_user, logout_user
 
+from oauth import audit
+from oauth.storage.db import write_transaction
 from oauth.storage.models import User
 
 login_manager = LoginManager()
@@ -33,6 +35,15 @@ def sign_in(user: User, method: str = "pwd") -> None:
     session["login_at"] = time.time()
     session["auth_time"] = int(session["login_at"])
     session["amr"] = [method]
+
+
+def sign_out() -> None:
+    """End this browser's session (audited when someone was signed in)."""
+    if current_user.is_authenticated:
+        with write_transaction():
+            audit.record("logout", user_id=current_user.id)
+    logout_user()
+    session.clear()
 
 
 def init_app(app: Flask) -> None:

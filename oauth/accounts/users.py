@@ -1,4 +1,5 @@
-"""User accounts: creation, lookup, password sign-in."""
+"""User accounts: creation, lookup, password sign-in, password change, deletion. Every change
+is audited here, in its transaction, whoever asks (sign-up page, settings, CLI, admin)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import peewee
 from flask import current_app
 
+from oauth import audit
 from oauth.accounts import passwords
 from oauth.plugins.hookspecs import SignupDenied
 from oauth.plugins.host import PluginError
@@ -46,7 +48,9 @@ def create_user(
     email_verified: bool = False,
     app_metadata: dict | None = None,
     user_metadata: dict | None = None,
+    via: str = "cli",
 ) -> User:
+    """Create an account (``via``: ``signup``, ``cli`` or ``admin``, for the audit log)."""
     email = normalise_email(email)
     problem = email_problem(email)
     if problem:
@@ -79,35 +83,70 @@ def create_user(
             if find_by_email(email):
                 raise AccountError(f"A user with email {email} already exists.")
             user.save(force_insert=True)
+            if via == "signup":
+                audit.record("signup", user_id=user.id)
+            else:
+                audit.record("user.created", user_id=user.id, via=via, is_admin=is_admin)
     except peewee.IntegrityError:
         raise AccountError(f"A user with email {email} already exists.") from None
     return user
 
 
 def authenticate(email: str, password: str) -> User | None:
-    """The user whose credentials these are, or None. Disabled users never authenticate."""
+    """The user whose credentials these are, or None; the attempt is audited either way.
+
+    Disabled users never authenticate. The audit row has the attempted email, never the
+    password.
+    """
     user = find_by_email(email)
     if not passwords.verify_password(user.password_hash if user else None, password):
+        _failed(email, user)
         return None
     if user.disabled:
+        _failed(email, user)
         return None
     changes = {User.last_sign_in_at: utcnow()}
     if passwords.needs_rehash(user.password_hash):
         changes[User.password_hash] = passwords.hash_password(password)
-    User.update(changes).where(User.id == user.id).execute()
+    with write_transaction():
+        User.update(changes).where(User.id == user.id).execute()
+        audit.record("login.succeeded", user_id=user.id, method="pwd")
     return User.get_by_id(user.id)
 
 
-def set_password(user: User, password: str, *, sign_out_everywhere: bool = True) -> None:
+def _failed(email: str, user: User | None) -> None:
+    details = {"email": normalise_email(email)[:320]}
+    if user is not None and user.disabled:
+        details["reason"] = "disabled"
+    with write_transaction():
+        audit.record("login.failed", user_id=user.id if user else None, **details)
+
+
+def set_password(
+    user: User, password: str, *, sign_out_everywhere: bool = True, via: str = "cli"
+) -> None:
+    """Replace the password (``via``: ``settings`` or ``cli``); other sessions end."""
     problem = passwords.password_problem(password)
     if problem:
         raise AccountError(problem)
     user.password_hash = passwords.hash_password(password)
     if sign_out_everywhere:
         user.session_epoch += 1
-    user.save()
+    with write_transaction():
+        user.save()
+        audit.record("password.changed", user_id=user.id, via=via)
 
 
-def delete_user(user: User) -> None:
+def sign_out_other_sessions(user: User) -> User:
+    """End every browser session of ``user`` (the caller signs its own browser in again)."""
+    with write_transaction():
+        User.update(session_epoch=User.session_epoch + 1).where(User.id == user.id).execute()
+        audit.record("sessions.signed_out_others", user_id=user.id)
+    return User.get_by_id(user.id)
+
+
+def delete_user(user: User, *, actor_id: str | None = None) -> None:
+    """Delete the account and everything that belongs to it."""
     with write_transaction():
         user.delete_instance(recursive=True)
+        audit.record("user.deleted", user_id=user.id, email=user.email, actor=actor_id)

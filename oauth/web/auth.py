@@ -10,17 +10,14 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
-from flask_login import current_user, logout_user
+from flask_login import current_user
 
-from oauth import audit
 from oauth.accounts import users as accounts
-from oauth.accounts.login import sign_in
+from oauth.accounts.login import sign_in, sign_out
 from oauth.ratelimit import failed, form_email_key, limiter
 from oauth.security import safe_next_path
-from oauth.storage.db import write_transaction
 from oauth.web.forms import ConfirmForm, LoginForm, SignupForm
 
 bp = Blueprint("auth", __name__)
@@ -57,25 +54,11 @@ def login():
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is not None:
             sign_in(user)
-            with write_transaction():
-                audit.record("login.succeeded", user_id=user.id, method="pwd")
             return redirect(next_path)
-        _record_failed_login(form.email.data)
         flash("Invalid email or password.", "error")
     elif request.method == "POST":
         flash("Enter your email and password.", "error")
     return render_template("login.html", form=form, next_path=next_path)
-
-
-def _record_failed_login(email: str) -> None:
-    """Audit a refused sign-in: the attempted email (never the password), the account if any."""
-    attempted = accounts.normalise_email(email)[:320]
-    known = accounts.find_by_email(attempted)
-    details = {"email": attempted}
-    if known is not None and known.disabled:
-        details["reason"] = "disabled"
-    with write_transaction():
-        audit.record("login.failed", user_id=known.id if known else None, **details)
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -90,14 +73,12 @@ def signup():
     if form.validate_on_submit():
         try:
             user = accounts.create_user(
-                form.email.data, form.password.data, name=form.name.data or ""
+                form.email.data, form.password.data, name=form.name.data or "", via="signup"
             )
         except accounts.AccountError as error:
             flash(str(error), "error")
         else:
             sign_in(user)
-            with write_transaction():
-                audit.record("signup", user_id=user.id)
             flash("Welcome! Your account is ready.", "success")
             return redirect(next_path)
     return render_template("signup.html", form=form, next_path=next_path), (
@@ -110,10 +91,6 @@ def logout():
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    if current_user.is_authenticated:
-        with write_transaction():
-            audit.record("logout", user_id=current_user.id)
-    logout_user()
-    session.clear()
+    sign_out()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))

@@ -5,12 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 from flask_login import current_user, login_required
 
-from oauth import audit
 from oauth.accounts import consents, passwords
 from oauth.accounts import users as accounts
 from oauth.accounts.login import sign_in
 from oauth.registry.clients import get_client
-from oauth.storage.db import write_transaction
 from oauth.storage.models import User
 from oauth.web.forms import ConfirmForm, PasswordChangeForm, ProfileForm
 
@@ -58,7 +56,7 @@ def change_password():
             password_form.current_password.errors.append("Current password is incorrect.")
         else:
             try:
-                accounts.set_password(user, password_form.new_password.data)
+                accounts.set_password(user, password_form.new_password.data, via="settings")
             except accounts.AccountError as error:
                 password_form.new_password.errors.append(str(error))
             else:
@@ -73,11 +71,7 @@ def change_password():
 def sign_out_others():
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    user_id = _user().id
-    with write_transaction():
-        User.update(session_epoch=User.session_epoch + 1).where(User.id == user_id).execute()
-        audit.record("sessions.signed_out_others", user_id=user_id)
-    user = User.get_by_id(user_id)
+    user = accounts.sign_out_other_sessions(_user())
     # Signing in again is not a new authentication: keep when and how the user last proved it
     # (OIDC auth_time/amr), or max_age checks would be fooled.
     kept = {key: session[key] for key in ("login_at", "auth_time", "amr") if key in session}

@@ -1,0 +1,51 @@
+"""Every account change is audited by its service, whoever asks: the settings page, the CLI."""
+
+from oauth.storage.models import AuditEvent, User
+from tests.conftest import AuthActions, csrf_token_from
+
+
+def _events(app, event_type):
+    with app.app_context():
+        return list(AuditEvent.select().where(AuditEvent.event_type == event_type))
+
+
+def test_cli_user_create_set_password_and_delete_are_audited(app):
+    runner = app.test_cli_runner()
+    created = runner.invoke(
+        args=["users", "create", "cli@example.com", "--password", "password123"]
+    )
+    assert created.exit_code == 0, created.output
+    with app.app_context():
+        user_id = User.get(User.email == "cli@example.com").id
+    (event,) = _events(app, "user.created")
+    assert event.user_id == user_id and event.details["via"] == "cli"
+    changed = runner.invoke(
+        args=["users", "set-password", "cli@example.com", "--password", "another-pass-456"]
+    )
+    assert changed.exit_code == 0, changed.output
+    (event,) = _events(app, "password.changed")
+    assert event.user_id == user_id and event.details == {"via": "cli"}
+    assert runner.invoke(args=["users", "delete", "cli@example.com"]).exit_code == 0
+    (event,) = _events(app, "user.deleted")
+    assert event.user_id == user_id and event.details["email"] == "cli@example.com"
+    for row in _events(app, "user.created") + _events(app, "password.changed"):
+        assert "password123" not in str(row.details) and "another-pass-456" not in str(row.details)
+
+
+def test_password_change_on_the_settings_page_is_audited(app, client):
+    auth = AuthActions(client, app)
+    auth.create_user("me@example.com", "correct horse")
+    auth.login("me@example.com", "correct horse")
+    token = csrf_token_from(client.get("/settings/security").get_data(as_text=True))
+    response = client.post(
+        "/settings/password",
+        data={
+            "csrf_token": token,
+            "current_password": "correct horse",
+            "new_password": "battery staple 99",
+            "new_password_confirm": "battery staple 99",
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    (event,) = _events(app, "password.changed")
+    assert event.details == {"via": "settings"}
