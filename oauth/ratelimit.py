@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import time
 
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask, current_app, make_response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -15,6 +16,7 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from oauth.accounts.users import normalise_email
 from oauth.protocol.responses import oauth_error
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
@@ -26,8 +28,6 @@ def init_app(app: Flask) -> None:
 
 
 def form_email_key() -> str:
-    from oauth.accounts.users import normalise_email
-
     return "account:" + normalise_email(request.form.get("email", ""))
 
 
@@ -78,8 +78,6 @@ def attempts() -> AttemptCounter:
 
 
 def _client_id_of_request() -> str:
-    from authlib.oauth2.rfc6749.util import extract_basic_authorization
-
     client_id, _ = extract_basic_authorization(request.headers)
     return str(client_id or request.form.get("client_id") or "-")[:64]
 

@@ -464,27 +464,25 @@ def test_rotate_with_default_alg_and_bad_alg(app, admin, client):
 # --- plugins -------------------------------------------------------------------------------
 
 
-def test_plugins_page_without_and_with_a_plugin_host(app, admin, client, monkeypatch):
-    monkeypatch.delitem(app.extensions, "portcullis.plugins", raising=False)
+def test_plugins_page_without_and_with_a_plugin(app, admin, client, make_app, plugin_dir):
     assert "No plugins loaded" in client.get("/admin/plugins").get_data(as_text=True)
 
-    class FakeHost:
-        def describe(self):
-            return [
-                {
-                    "name": "roles",
-                    "source": "plugins/roles.py",
-                    "hooks": ["customize_access_token"],
-                    "calls": 42,
-                    "failures": 3,
-                    "mean_ms": 1.234,
-                }
-            ]
-
-    monkeypatch.setitem(app.extensions, "portcullis.plugins", FakeHost())
-    html = client.get("/admin/plugins").get_data(as_text=True)
-    assert "roles" in html and "plugins/roles.py" in html and "customize_access_token" in html
-    assert ">42<" in html and ">3<" in html and "1.23 ms" in html
+    (plugin_dir / "roles.py").write_text(
+        "from oauth import hookimpl\n"
+        "@hookimpl\n"
+        "def customize_access_token(claims):\n"
+        "    return {'roles': ['admin']}\n"
+    )
+    with_plugin = make_app(PLUGINS_DIR=str(plugin_dir))
+    http = with_plugin.test_client()
+    AuthActions(http, with_plugin).login(ADMIN_EMAIL)  # same database: the admin exists
+    host = with_plugin.extensions["portcullis.plugins"]
+    for _ in range(3):
+        host.stats.record("roles", "customize_access_token", 1.234, "ok")
+    host.stats.record("roles", "customize_access_token", 0.0, "failed")
+    html = http.get("/admin/plugins").get_data(as_text=True)
+    assert "roles" in html and "roles.py" in html and "customize_access_token" in html
+    assert ">4<" in html and ">1<" in html and "ms" in html
 
 
 # --- APIs ----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ import uuid
 import peewee
 from flask_login import UserMixin
 
+from oauth.redirect_uris import redirect_uri_matches
+from oauth.security import matches_hash
 from oauth.storage.db import database
 
 
@@ -103,15 +105,11 @@ class Client(BaseModel):
         return scope
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        from oauth.redirect_uris import redirect_uri_matches
-
         return any(
             redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris
         )
 
     def check_client_secret(self, client_secret: str) -> bool:
-        from oauth.security import matches_hash
-
         return self.client_secret_hash is not None and matches_hash(
             client_secret, self.client_secret_hash
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -64,8 +66,6 @@ def _continue(row, *, render_consent: bool = False):
 
 
 def _host(uri: str) -> str:
-    from urllib.parse import urlsplit
-
     parts = urlsplit(uri)
     return parts.netloc or f"{parts.scheme}:"
 

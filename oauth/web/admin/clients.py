@@ -1,0 +1,125 @@
+"""Admin pages for clients: list, create, edit, rotate the secret, delete."""
+
+from __future__ import annotations
+
+import json
+
+from flask import (
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from oauth.accounts import admin as user_admin
+from oauth.registry import clients
+from oauth.storage.models import (
+    Client,
+)
+from oauth.web.admin.common import actor, client_or_404, confirmed
+from oauth.web.admin_forms import (
+    ClientCreateForm,
+    ClientEditForm,
+    lines,
+)
+
+
+def clients_list():
+    return render_template("admin/clients.html", clients=clients.list_clients())
+
+
+def _secret_page(client: Client, secret: str | None, *, created: bool):
+    return render_template(
+        "admin/client_secret.html", client=client, secret=secret, created=created
+    )
+
+
+def client_new():
+    form = ClientCreateForm()
+    problem = None
+    if form.validate_on_submit():
+        try:
+            client, secret = clients.create_client(
+                form.name.data,
+                lines(form.redirect_uris.data),
+                public=form.public.data,
+                grant_types=form.grant_types.data,
+                client_uri=(form.client_uri.data or "").strip(),
+                logo_uri=(form.logo_uri.data or "").strip(),
+                actor_id=actor(),
+            )
+        except clients.ClientError as error:
+            problem = error.message
+        else:
+            return _secret_page(client, secret, created=True), 201
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/client_new.html", form=form, problem=problem), status
+
+
+def client_edit(client_id: str):
+    client = client_or_404(client_id)
+    form = ClientEditForm(obj=client if request.method == "GET" else None)
+    if request.method == "GET":
+        form.redirect_uris.data = "\n".join(client.redirect_uris)
+        form.grant_types.data = list(client.grant_types)
+        form.metadata.data = json.dumps(client.metadata or {}, indent=2, sort_keys=True)
+    problem = None
+    if form.validate_on_submit():
+        try:
+            metadata = user_admin.parse_metadata(form.metadata.data, "Metadata")
+        except user_admin.UserAdminError as error:
+            form.metadata.errors.append(str(error))
+        else:
+            try:
+                clients.update_client(
+                    client,
+                    actor_id=actor(),
+                    name=form.name.data,
+                    redirect_uris=lines(form.redirect_uris.data),
+                    grant_types=form.grant_types.data,
+                    client_uri=(form.client_uri.data or "").strip(),
+                    logo_uri=(form.logo_uri.data or "").strip(),
+                    metadata=metadata,
+                )
+            except clients.ClientError as error:
+                problem = error.message
+            else:
+                flash(f"Client {client.name} saved.", "success")
+                return redirect(url_for("admin.client_edit", client_id=client.client_id))
+    status = 400 if request.method == "POST" else 200
+    return render_template(
+        "admin/client_edit.html", client=client, form=form, problem=problem
+    ), status
+
+
+def client_rotate_secret(client_id: str):
+    confirmed()
+    client = client_or_404(client_id)
+    try:
+        secret = clients.rotate_secret(client, actor_id=actor())
+    except clients.ClientError as error:
+        flash(error.message, "error")
+        return redirect(url_for("admin.client_edit", client_id=client.client_id))
+    return _secret_page(client, secret, created=False)
+
+
+def client_delete(client_id: str):
+    client = client_or_404(client_id)
+    if request.method == "POST":
+        confirmed()
+        clients.delete_client(client, actor_id=actor())
+        flash(f"Client {client.name} deleted.", "success")
+        return redirect(url_for("admin.clients_list"))
+    return render_template(
+        "admin/confirm_delete.html",
+        title=f"Delete client {client.name}?",
+        what=client.name,
+        consequences=[
+            "Its client ID and secret stop working at once.",
+            "Every user's authorization of it, and every token it holds, is deleted.",
+        ],
+        action=url_for("admin.client_delete", client_id=client.client_id),
+        back=url_for("admin.client_edit", client_id=client.client_id),
+        button="Delete client",
+    )

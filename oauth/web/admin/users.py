@@ -1,0 +1,117 @@
+"""Admin pages for users: list, edit, admin rights, disable and enable."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import (
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from oauth.accounts import admin as user_admin
+from oauth.accounts import consents
+from oauth.pagination import page_number
+from oauth.storage.models import (
+    User,
+)
+from oauth.web.admin.common import actor, confirmed
+from oauth.web.admin_forms import (
+    UserEditForm,
+)
+
+
+def _user_or_404(user_id: str) -> User:
+    user = user_admin.get_user(user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def users_list():
+    q = (request.args.get("q") or "").strip()
+    page = user_admin.search_users(q, page_number(request.args.get("page")))
+    return render_template("admin/users.html", page=page, q=q)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value or {}, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def user_edit(user_id: str):
+    user = _user_or_404(user_id)
+    form = UserEditForm(obj=user if request.method == "GET" else None)
+    if request.method == "GET":
+        form.app_metadata.data = _json_text(user.app_metadata)
+        form.user_metadata.data = _json_text(user.user_metadata)
+    if form.validate_on_submit():
+        parsed = {}
+        for field, label in (
+            (form.app_metadata, "app_metadata"),
+            (form.user_metadata, "user_metadata"),
+        ):
+            try:
+                parsed[label] = user_admin.parse_metadata(field.data, label)
+            except user_admin.UserAdminError as error:
+                field.errors.append(str(error))
+        if len(parsed) == 2:
+            changed = user_admin.update_user(
+                user,
+                actor_id=actor(),
+                name=(form.name.data or "").strip(),
+                phone=(form.phone.data or "").strip(),
+                **parsed,
+            )
+            flash("Saved." if changed else "Nothing changed.", "success" if changed else "info")
+            return redirect(url_for("admin.user_edit", user_id=user.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template(
+        "admin/user_edit.html",
+        user=user,
+        form=form,
+        summary=user_admin.user_summary(user),
+        grants=consents.list_user_grants(user),
+    ), status
+
+
+def _user_action(user_id: str, action) -> Any:
+    confirmed()
+    user = _user_or_404(user_id)
+    try:
+        message = action(user)
+    except user_admin.UserAdminError as error:
+        flash(str(error), "error")
+    else:
+        flash(message, "success")
+    return redirect(url_for("admin.user_edit", user_id=user.id))
+
+
+def user_set_admin(user_id: str):
+    make_admin = request.form.get("is_admin") == "1"
+
+    def action(user: User) -> str:
+        user_admin.set_admin(user, make_admin, actor_id=actor())
+        return f"{user.email} is {'now' if make_admin else 'no longer'} an administrator."
+
+    return _user_action(user_id, action)
+
+
+def user_disable(user_id: str):
+    def action(user: User) -> str:
+        revoked = user_admin.disable_user(user, actor_id=actor())
+        return f"{user.email} is disabled and signed out; {revoked} OAuth session(s) revoked."
+
+    return _user_action(user_id, action)
+
+
+def user_enable(user_id: str):
+    def action(user: User) -> str:
+        user_admin.enable_user(user, actor_id=actor())
+        return f"{user.email} can sign in again."
+
+    return _user_action(user_id, action)
