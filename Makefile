@@ -30,6 +30,8 @@ test: install browser
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_structure.py
 
 format: install
 	$(BIN)/ruff format .

@@ -52,7 +52,7 @@ def _insert(*values) -> None:
     if sql is None:
         columns = ", ".join(f'"{f.column_name}"' for f in _FIELDS)
         marks = ", ".join([database.param] * len(_FIELDS))
-        sql = _SQL[database.param] = f'INSERT INTO "audit_event" ({columns}) VALUES ({marks})'  # noqa: S608 - fixed column names
+        sql = _SQL[database.param] = f'INSERT INTO "audit_event" ({columns}) VALUES ({marks})'  # noqa: S608  # fixed column names
     database.execute_sql(sql, [f.db_value(v) for f, v in zip(_FIELDS, values, strict=True)])
 
 

@@ -14,12 +14,9 @@ def redirect_uri_problem(uri: str) -> str | None:
     Absolute, no fragment, no dangerous scheme, ``http`` only for loopback (RFC 8252),
     private-use schemes (``com.example.app:/cb``) allowed for native apps.
     """
-    if not isinstance(uri, str) or not uri or uri != uri.strip():
-        return "redirect URI must be a non-empty string without surrounding spaces"
-    if len(uri) > 2048:
-        return "redirect URI is longer than 2048 characters"
-    if any(ord(ch) < 33 or ord(ch) == 127 for ch in uri):
-        return f"redirect URI {uri!r} contains spaces or control characters"
+    problem = _text_problem(uri)
+    if problem:
+        return problem
     try:
         parts = urlsplit(uri)
     except ValueError:
@@ -32,14 +29,31 @@ def redirect_uri_problem(uri: str) -> str | None:
     if "#" in uri:
         return f"redirect URI {uri!r} must not contain a fragment"
     if scheme in ("http", "https"):
-        if not parts.hostname:
-            return f"redirect URI {uri!r} has no host"
-        if "*" in parts.netloc:
-            return f"redirect URI {uri!r} must not contain wildcards"
-        if scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-            return f"redirect URI {uri!r}: http is allowed only for loopback (127.0.0.1, [::1], localhost)"
-    elif "." not in scheme and not parts.netloc and not parts.path:
+        return _web_problem(uri, parts)
+    if "." not in scheme and not parts.netloc and not parts.path:
         return f"redirect URI {uri!r} is not a valid URI"
+    return None
+
+
+def _text_problem(uri) -> str | None:
+    if not isinstance(uri, str) or not uri or uri != uri.strip():
+        return "redirect URI must be a non-empty string without surrounding spaces"
+    if len(uri) > 2048:
+        return "redirect URI is longer than 2048 characters"
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in uri):
+        return f"redirect URI {uri!r} contains spaces or control characters"
+    return None
+
+
+def _web_problem(uri: str, parts) -> str | None:
+    if not parts.hostname:
+        return f"redirect URI {uri!r} has no host"
+    if "*" in parts.netloc:
+        return f"redirect URI {uri!r} must not contain wildcards"
+    if parts.scheme.lower() == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        return (
+            f"redirect URI {uri!r}: http is allowed only for loopback (127.0.0.1, [::1], localhost)"
+        )
     return None
 
 
@@ -56,7 +70,7 @@ def redirect_uri_matches(registered: str, requested: str) -> bool:
         return False
     try:
         a, b = urlsplit(registered), urlsplit(requested)
-        a.port, b.port  # noqa: B018 - raises ValueError for a malformed port
+        a.port, b.port  # noqa: B018  # raises ValueError for a malformed port
     except ValueError:
         return False
     return (a.hostname, a.path, a.query) == (b.hostname, b.path, b.query) and (

@@ -7,6 +7,8 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from oauth.registry.clients import get_client
+
 
 class OneLineErrorGroup(AppGroup):
     """Bad arguments are one line on stderr and exit status 1, like every other CLI error.
@@ -26,8 +28,6 @@ class OneLineErrorGroup(AppGroup):
 
 def client_or_fail(client_id: str):
     """The client with this id, or a one-line error."""
-    from oauth.registry.clients import get_client
-
     client = get_client(client_id)
     if client is None:
         raise click.ClickException(f"no client with id {client_id}")

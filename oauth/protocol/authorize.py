@@ -78,7 +78,55 @@ def success_location(redirect_uri: str, code: str, state: str | None) -> str:
 
 
 def validate_request(args: MultiDict) -> AuthorizationRequest:
-    """Check a /oauth/authorize request and return it stored (status pending)."""
+    """Check a /oauth/authorize request and return it stored (status pending).
+
+    Until the client and redirect URI are known good, problems are shown on an error page
+    (``AuthorizationPageError``); after, they go back to the client (``RedirectError``).
+    """
+    client, redirect_uri, redirect_uri_sent = _client_and_redirect_uri(args)
+    if any("\x00" in value for value in args.values()):
+        raise RedirectError(
+            redirect_uri, "invalid_request", "Parameters may not contain NUL.", None
+        )
+    state = args.get("state")
+
+    def fail(error: str, description: str):
+        raise RedirectError(redirect_uri, error, description, state)
+
+    _check_request_shape(args, client, fail)
+    scopes = parse_scope(args.get("scope")) or parse_scope(current_app.config["DEFAULT_SCOPE"])
+    bad = unknown_scopes(scopes)
+    if bad:
+        fail("invalid_scope", f"Unsupported scope: {' '.join(bad)}.")
+    challenge = _code_challenge(args, fail)
+    prompts, max_age = _prompt_and_max_age(args, fail)
+    resource = args.get("resource")
+    if resource is not None:
+        parts = urlsplit(resource)
+        if not parts.scheme or parts.fragment or "#" in resource or len(resource) > 2048:
+            fail("invalid_target", "resource must be an absolute URI without a fragment.")
+    if random.random() < 0.01:
+        purge_expired_requests()
+    return AuthorizationRequest.create(
+        id=random_token(24),
+        client=client,
+        redirect_uri=redirect_uri,
+        redirect_uri_sent=redirect_uri_sent,
+        scope=" ".join(scopes),
+        state=state,
+        nonce=args.get("nonce"),
+        code_challenge=challenge,
+        code_challenge_method="S256",
+        resource=resource,
+        prompt=" ".join(sorted(prompts)) or None,
+        max_age=max_age,
+        login_hint=(args.get("login_hint") or "")[:320] or None,
+        expires_at=utcnow() + dt.timedelta(seconds=int(current_app.config["AUTHORIZATION_TTL"])),
+    )
+
+
+def _client_and_redirect_uri(args: MultiDict):
+    """The client and the redirect URI to answer to (and whether the request named it)."""
     client_id = args.get("client_id")
     if len(args.getlist("client_id")) > 1 or len(args.getlist("redirect_uri")) > 1:
         raise AuthorizationPageError(
@@ -92,27 +140,21 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
             "Unknown application", "No application is registered with this client_id."
         )
     redirect_uri = args.get("redirect_uri")
-    redirect_uri_sent = redirect_uri is not None
     if redirect_uri is None:
         redirect_uri = client.get_default_redirect_uri()
         if redirect_uri is None:
             raise AuthorizationPageError(
                 "Invalid request", "redirect_uri is required: this application has several."
             )
-    elif not client.check_redirect_uri(redirect_uri) or redirect_uri_problem(redirect_uri):
+        return client, redirect_uri, False
+    if not client.check_redirect_uri(redirect_uri) or redirect_uri_problem(redirect_uri):
         raise AuthorizationPageError(
             "Invalid redirect URI", "The redirect_uri is not registered for this application."
         )
+    return client, redirect_uri, True
 
-    if any("\x00" in value for value in args.values()):
-        raise RedirectError(
-            redirect_uri, "invalid_request", "Parameters may not contain NUL.", None
-        )
-    state = args.get("state")
 
-    def fail(error: str, description: str):
-        raise RedirectError(redirect_uri, error, description, state)
-
+def _check_request_shape(args: MultiDict, client, fail) -> None:
     for name in SINGLE_PARAMS:
         if len(args.getlist(name)) > 1:
             fail("invalid_request", f"Parameter '{name}' is repeated.")
@@ -130,59 +172,33 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
     if not client.check_response_type("code"):
         fail("unauthorized_client", "This client may not use the authorization code grant.")
 
-    scopes = parse_scope(args.get("scope")) or parse_scope(current_app.config["DEFAULT_SCOPE"])
-    bad = unknown_scopes(scopes)
-    if bad:
-        fail("invalid_scope", f"Unsupported scope: {' '.join(bad)}.")
 
+def _code_challenge(args: MultiDict, fail) -> str:
     challenge = args.get("code_challenge")
-    method = args.get("code_challenge_method")
     if not challenge:
         fail(
             "invalid_request",
             "PKCE is required: send code_challenge with code_challenge_method=S256.",
         )
-    if method != "S256":
+    if args.get("code_challenge_method") != "S256":
         fail("invalid_request", "code_challenge_method must be S256 (plain is not allowed).")
     if not CODE_CHALLENGE.match(challenge):
         fail("invalid_request", "Malformed code_challenge.")
+    return challenge
 
+
+def _prompt_and_max_age(args: MultiDict, fail) -> tuple[set[str], int | None]:
     prompts = set((args.get("prompt") or "").split())
     if prompts - PROMPTS:
         fail("invalid_request", f"Unsupported prompt: {' '.join(sorted(prompts - PROMPTS))}.")
     if "none" in prompts and len(prompts) > 1:
         fail("invalid_request", "prompt=none cannot be combined with other values.")
     max_age = args.get("max_age")
-    if max_age is not None:
-        if not max_age.isdigit():
-            fail("invalid_request", "max_age must be a non-negative integer.")
-        max_age = int(max_age)
-
-    resource = args.get("resource")
-    if resource is not None:
-        parts = urlsplit(resource)
-        if not parts.scheme or parts.fragment or "#" in resource or len(resource) > 2048:
-            fail("invalid_target", "resource must be an absolute URI without a fragment.")
-
-    if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
-        purge_expired_requests()
-    request_row = AuthorizationRequest.create(
-        id=random_token(24),
-        client=client,
-        redirect_uri=redirect_uri,
-        redirect_uri_sent=redirect_uri_sent,
-        scope=" ".join(scopes),
-        state=state,
-        nonce=args.get("nonce"),
-        code_challenge=challenge,
-        code_challenge_method="S256",
-        resource=resource,
-        prompt=" ".join(sorted(prompts)) or None,
-        max_age=max_age,
-        login_hint=(args.get("login_hint") or "")[:320] or None,
-        expires_at=utcnow() + dt.timedelta(seconds=int(current_app.config["AUTHORIZATION_TTL"])),
-    )
-    return request_row
+    if max_age is None:
+        return prompts, None
+    if not max_age.isdigit():
+        fail("invalid_request", "max_age must be a non-negative integer.")
+    return prompts, int(max_age)
 
 
 def purge_expired_requests(older_than: dt.timedelta = dt.timedelta(days=1)) -> int:

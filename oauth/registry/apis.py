@@ -65,6 +65,10 @@ def _clean_identifier(identifier: Any) -> str:
         raise ApiError("API identifier must not start or end with spaces")
     if not identifier.isascii():
         raise ApiError("API identifier must be ASCII (percent-encode other characters)")
+    return _clean_uri_identifier(identifier)
+
+
+def _clean_uri_identifier(identifier: str) -> str:
     if " " in identifier:
         raise ApiError(f"API identifier {identifier!r} must not contain spaces")
     if "#" in identifier:
@@ -73,7 +77,7 @@ def _clean_identifier(identifier: Any) -> str:
     if scheme in ("http", "https"):
         try:
             parts = urlsplit(identifier)
-            parts.port  # noqa: B018 - raises ValueError for a malformed port
+            parts.port  # noqa: B018  # raises ValueError for a malformed port
         except ValueError:
             raise ApiError(f"API identifier {identifier!r} is not a valid URL") from None
         if not identifier[len(scheme) + 1 :].startswith("//") or not parts.hostname:
@@ -285,21 +289,7 @@ def update_api(
         if "token_ttl" in changes and changes["token_ttl"] != current.token_ttl:
             details["token_ttl"] = changes["token_ttl"]
         if "scopes" in changes:
-            kept = {s["value"] for s in changes["scopes"]}
-            old = current.scope_values
-            details["scopes"] = [s["value"] for s in changes["scopes"]]
-            details["added_scopes"] = [v for v in details["scopes"] if v not in old]
-            details["removed_scopes"] = [v for v in old if v not in kept]
-            trimmed = []
-            if details["removed_scopes"]:
-                for grant in for_update(ClientGrant.select().where(ClientGrant.api == current.id)):
-                    remaining = [s for s in grant.scopes if s in kept]
-                    if remaining != grant.scopes:
-                        ClientGrant.update(scopes=remaining).where(
-                            ClientGrant.id == grant.id
-                        ).execute()
-                        trimmed.append(grant.client_id)
-            details["trimmed_grants"] = trimmed
+            details.update(_replace_scopes(current, changes["scopes"]))
         Api.update({getattr(Api, k): v for k, v in changes.items()}).where(
             Api.id == current.id
         ).execute()
@@ -307,6 +297,26 @@ def update_api(
     for key, value in changes.items():
         setattr(api, key, value)
     return api
+
+
+def _replace_scopes(api: Api, scopes: list[dict]) -> dict[str, Any]:
+    """Audit details of a scope change; grants lose the scopes the API no longer has."""
+    kept = {s["value"] for s in scopes}
+    old = api.scope_values
+    values = [s["value"] for s in scopes]
+    details = {
+        "scopes": values,
+        "added_scopes": [v for v in values if v not in old],
+        "removed_scopes": [v for v in old if v not in kept],
+        "trimmed_grants": [],
+    }
+    if details["removed_scopes"]:
+        for grant in for_update(ClientGrant.select().where(ClientGrant.api == api.id)):
+            remaining = [s for s in grant.scopes if s in kept]
+            if remaining != grant.scopes:
+                ClientGrant.update(scopes=remaining).where(ClientGrant.id == grant.id).execute()
+                details["trimmed_grants"].append(grant.client_id)
+    return details
 
 
 @invalidates

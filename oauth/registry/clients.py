@@ -131,7 +131,7 @@ def _clean_web_uri(value: Any, field: str) -> str:
         raise _metadata_error(f"{field} contains spaces or control characters")
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
+        parts.port  # noqa: B018  # raises ValueError for a malformed port
     except ValueError:
         raise _metadata_error(f"{field} {value!r} is not a valid URL") from None
     scheme = parts.scheme.lower()
@@ -167,6 +167,17 @@ def _check_combination(redirect_uris: list[str], grant_types: list[str], method:
         raise _metadata_error("a public client cannot use the client_credentials grant")
 
 
+def _auth_method_for(public: bool, requested: str | None) -> str:
+    if requested is None:
+        requested = "none" if public else "client_secret_basic"
+    method = _clean_auth_method(requested)
+    if public and method != "none":
+        raise _metadata_error(f"a public client cannot use {method}; use 'none'")
+    if not public and method == "none":
+        raise _metadata_error("a confidential client needs a secret-based auth method")
+    return method
+
+
 # --- the service -------------------------------------------------------------------------
 
 
@@ -191,13 +202,7 @@ def create_client(
     name = _clean_name(name)
     redirect_uris = _clean_redirect_uris(redirect_uris)
     grant_types = _clean_grant_types(DEFAULT_GRANT_TYPES if grant_types is None else grant_types)
-    if token_endpoint_auth_method is None:
-        token_endpoint_auth_method = "none" if public else "client_secret_basic"
-    method = _clean_auth_method(token_endpoint_auth_method)
-    if public and method != "none":
-        raise _metadata_error(f"a public client cannot use {method}; use 'none'")
-    if not public and method == "none":
-        raise _metadata_error("a confidential client needs a secret-based auth method")
+    method = _auth_method_for(public, token_endpoint_auth_method)
     _check_combination(redirect_uris, grant_types, method)
     client_uri = _clean_web_uri(client_uri, "client_uri")
     logo_uri = _clean_web_uri(logo_uri, "logo_uri")
@@ -287,6 +292,18 @@ def update_client(client: Client, *, actor_id: str | None = None, **fields: Any)
     unknown = set(fields) - UPDATABLE_FIELDS
     if unknown:
         raise TypeError(f"update_client() got unexpected fields: {', '.join(sorted(unknown))}")
+    changes = _cleaned_changes(client, fields)
+    _check_combination(
+        changes.get("redirect_uris", client.redirect_uris),
+        changes.get("grant_types", client.grant_types),
+        changes.get("token_endpoint_auth_method", client.token_endpoint_auth_method),
+    )
+    if changes:
+        _apply(client, changes, "client.updated", actor_id, fields=sorted(changes))
+    return client
+
+
+def _cleaned_changes(client: Client, fields: dict[str, Any]) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if "name" in fields:
         changes["name"] = _clean_name(fields["name"])
@@ -304,14 +321,7 @@ def update_client(client: Client, *, actor_id: str | None = None, **fields: Any)
             changes[field] = _clean_web_uri(fields[field], field)
     if "metadata" in fields:
         changes["metadata"] = _clean_metadata(fields["metadata"])
-    _check_combination(
-        changes.get("redirect_uris", client.redirect_uris),
-        changes.get("grant_types", client.grant_types),
-        changes.get("token_endpoint_auth_method", client.token_endpoint_auth_method),
-    )
-    if changes:
-        _apply(client, changes, "client.updated", actor_id, fields=sorted(changes))
-    return client
+    return changes
 
 
 @invalidates

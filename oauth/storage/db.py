@@ -45,7 +45,7 @@ class AppDatabase(peewee.DatabaseProxy):
             )
         return db
 
-    def initialize(self, obj) -> None:  # noqa: ARG002 - peewee's signature
+    def initialize(self, obj) -> None:
         raise TypeError("AppDatabase follows the current app; there is nothing to initialise")
 
 
@@ -143,7 +143,7 @@ def _check_connection(db: peewee.Database, url: str) -> None:
                 str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             )
             if "locked" in reason and time.monotonic() < deadline:
-                time.sleep(0.05 + random.random() * 0.1)  # noqa: S311 - jitter, not security
+                time.sleep(0.05 + random.random() * 0.1)
                 continue
             raise ConfigError(
                 f"PORTCULLIS_DATABASE_URL: cannot connect to {describe(url)}: {reason}"

@@ -181,6 +181,20 @@ def verify(
     if not isinstance(token, str | bytes) or not token:
         raise InvalidTokenError("malformed token")
     header = unverified_header(token)
+    key = _key_for(header, keys, typ)
+    payload = key.verify(token)
+    try:
+        claims = json.loads(payload)
+    except (ValueError, UnicodeError):
+        raise InvalidTokenError("malformed claims") from None
+    if not isinstance(claims, dict):
+        raise InvalidTokenError("malformed claims")
+    _check_times(claims, leeway)
+    return claims
+
+
+def _key_for(header: dict, keys: dict[str, KeyMaterial], typ: str | None) -> KeyMaterial:
+    """The key the header names, once the header is one we accept."""
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise InvalidTokenError("token has no kid")
@@ -195,13 +209,10 @@ def verify(
         raise UnknownKeyError("unknown signing key")
     if header.get("alg") != key.alg:
         raise InvalidTokenError("algorithm does not match the key")
-    payload = key.verify(token)
-    try:
-        claims = json.loads(payload)
-    except (ValueError, UnicodeError):
-        raise InvalidTokenError("malformed claims") from None
-    if not isinstance(claims, dict):
-        raise InvalidTokenError("malformed claims")
+    return key
+
+
+def _check_times(claims: dict, leeway: int) -> None:
     now = time.time()
     exp = claims.get("exp")
     if not _numeric(exp):
@@ -211,7 +222,6 @@ def verify(
     nbf = claims.get("nbf")
     if nbf is not None and (not _numeric(nbf) or now + leeway < nbf):
         raise InvalidTokenError("token not yet valid")
-    return claims
 
 
 def at_hash(access_token: str) -> str:

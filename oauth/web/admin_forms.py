@@ -20,7 +20,7 @@ try:
     from wtforms import SelectChoice
 except ImportError:  # WTForms < 3.3 takes (value, label) tuples
 
-    def SelectChoice(value: str, label: str | None = None):  # noqa: N802
+    def SelectChoice(value: str, label: str | None = None):
         return (value, value if label is None else label)
 
 

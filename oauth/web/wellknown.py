@@ -11,6 +11,11 @@ from oauth.tokens.jose import SUPPORTED_ALGS
 bp = Blueprint("wellknown", __name__)
 
 CACHE = "public, max-age=300"
+CLAIMS_SUPPORTED = [
+    "sub", "aud", "iss", "exp", "iat", "auth_time", "nonce", "at_hash", "email",
+    "email_verified", "phone_number", "phone_number_verified", "name", "picture",
+    "preferred_username", "updated_at",
+]  # fmt: skip
 
 
 def metadata() -> dict:
@@ -37,24 +42,7 @@ def metadata() -> dict:
         ],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "claims_supported": [
-            "sub",
-            "aud",
-            "iss",
-            "exp",
-            "iat",
-            "auth_time",
-            "nonce",
-            "at_hash",
-            "email",
-            "email_verified",
-            "phone_number",
-            "phone_number_verified",
-            "name",
-            "picture",
-            "preferred_username",
-            "updated_at",
-        ],  # fmt: skip
+        "claims_supported": CLAIMS_SUPPORTED,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -23,6 +23,15 @@ def up(migrator, db):
             database = db
             legacy_table_names = False
 
+    user, client, signing_key = _registry_tables(Base)
+    authorization_request, consent = _authorization_tables(Base, user, client)
+    session, refresh_token, audit_event = _session_tables(Base, user, client)
+    db.create_tables(
+        [client, signing_key, authorization_request, consent, session, refresh_token, audit_event]
+    )
+
+
+def _registry_tables(Base):
     class User(Base):
         id = CharField(primary_key=True, max_length=36)
 
@@ -56,6 +65,10 @@ def up(migrator, db):
         retired_at = DateTimeField(null=True)
         revoked_at = DateTimeField(null=True)
 
+    return User, Client, SigningKey
+
+
+def _authorization_tables(Base, User, Client):
     class AuthorizationRequest(Base):
         id = CharField(primary_key=True, max_length=64)
         client = ForeignKeyField(Client, on_delete="CASCADE")
@@ -90,6 +103,10 @@ def up(migrator, db):
         class Meta:
             indexes = ((("user", "client"), True),)
 
+    return AuthorizationRequest, Consent
+
+
+def _session_tables(Base, User, Client):
     class OAuthSession(Base):
         id = CharField(primary_key=True, max_length=36)
         user = ForeignKeyField(User, on_delete="CASCADE")
@@ -124,6 +141,4 @@ def up(migrator, db):
         ip = CharField(max_length=64, null=True)
         details = TextField(default="{}")
 
-    db.create_tables(
-        [Client, SigningKey, AuthorizationRequest, Consent, OAuthSession, RefreshToken, AuditEvent]
-    )
+    return OAuthSession, RefreshToken, AuditEvent
