@@ -247,7 +247,8 @@ def close_app_database(app) -> None:
 def set_up_instance() -> tuple[str, str]:
     """Migrate, create the confidential client, the API and the grant; returns (client_id, secret)."""
     from app import create_app
-    from oauth.registry.apis import create_api, grant
+    from oauth.registry.apis import create_api
+    from oauth.registry.client_grants import grant
     from oauth.registry.clients import create_client
 
     app = create_app()
