@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
+import logging
 import os
 import secrets
 import sys
@@ -14,6 +16,11 @@ from flask import Flask
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 SUPPORTED_DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
+BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+# Read from the environment before any configuration exists (Flask's instance folder).
+ENVIRONMENT_ONLY = ("INSTANCE_PATH",)
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -40,6 +47,9 @@ def defaults(app: Flask) -> dict:
         "REGISTRATION_RATE_LIMIT": "10 per hour",
         "CLIENT_AUTH_RATE_LIMIT": "20 per minute",
         "SIGNING_ALG": "ES256",
+        # Seconds each worker keeps signing keys and registry lookups (clients, APIs, grants).
+        "KEYS_REFRESH_SECONDS": 5,
+        "REGISTRY_CACHE_SECONDS": 5,
         "ALLOW_SIGNUP": True,
         "ALLOW_DYNAMIC_REGISTRATION": False,
         "AUTO_MIGRATE": True,
@@ -59,11 +69,14 @@ def defaults(app: Flask) -> dict:
 
 def load_config(app: Flask, test_config: dict | None = None) -> None:
     """Layer the configuration onto ``app.config`` and validate it."""
-    app.config.from_mapping(defaults(app))
+    known = defaults(app)
+    app.config.from_mapping(known)
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env("PORTCULLIS")
+    warn_unknown_variables(known)
     if test_config:
         app.config.from_mapping(test_config)
+    _check_types(app, known)
     _normalise(app)
     validate(app)
     if not app.config.get("SECRET_KEY"):
@@ -78,13 +91,48 @@ def _normalise(app: Flask) -> None:
         disabled = [name.strip() for name in disabled.split(",") if name.strip()]
     config["DISABLED_PLUGINS"] = list(disabled)
     config["SESSION_COOKIE_SECURE"] = config["ISSUER"].startswith("https://")
-    config["RATELIMIT_ENABLED"] = _as_bool(config["RATELIMIT_ENABLED"])
 
 
-def _as_bool(value) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+def warn_unknown_variables(known: dict, environ=None) -> list[str]:
+    """Warn about each ``PORTCULLIS_*`` variable that is no setting, naming the closest one."""
+    names = [*known, *ENVIRONMENT_ONLY]
+    unknown = []
+    for variable in sorted(environ if environ is not None else os.environ):
+        name = variable.removeprefix("PORTCULLIS_")
+        if variable.startswith("PORTCULLIS_") and name not in names:
+            match = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            hint = f" (did you mean PORTCULLIS_{match[0]}?)" if match else ""
+            log.warning("unknown setting %s is ignored%s", variable, hint)
+            unknown.append(variable)
+    return unknown
+
+
+def _check_types(app: Flask, known: dict) -> None:
+    """Booleans and numbers are what their defaults are; a word we do not know stops start-up."""
+    for name, default in known.items():
+        if isinstance(default, bool):
+            app.config[name] = _as_bool(name, app.config.get(name))
+        elif isinstance(default, int):
+            app.config[name] = _as_number(name, app.config.get(name))
+
+
+def _as_bool(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in BOOLEAN_WORDS:
+        raise ConfigError(f"PORTCULLIS_{name}: expected true/false/1/0/yes/no, got {value!r}")
+    return BOOLEAN_WORDS[word]
+
+
+def _as_number(name: str, value):
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    try:
+        number = float(str(value).strip())
+    except (TypeError, ValueError):
+        raise ConfigError(f"PORTCULLIS_{name}: expected a number, got {value!r}") from None
+    return int(number) if number.is_integer() else number
 
 
 def validate(app: Flask) -> None:

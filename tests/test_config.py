@@ -127,3 +127,61 @@ def test_cli_reports_bad_setting_without_traceback(tmp_path):
         "portcullis: configuration error: PORTCULLIS_DATABASE_URL: unsupported scheme 'oracle' "
         "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"), [("no", False), ("YES", True), ("0", False), ("1", True)]
+)
+def test_boolean_words_from_the_environment(make_app, monkeypatch, word, expected):
+    monkeypatch.setenv("PORTCULLIS_ALLOW_SIGNUP", word)
+    monkeypatch.setenv("PORTCULLIS_AUTO_MIGRATE", "yes")
+    app = make_app()
+    assert app.config["ALLOW_SIGNUP"] is expected
+    assert app.config["AUTO_MIGRATE"] is True
+    assert (app.test_client().get("/signup").status_code == 404) is not expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "PORTCULLIS_ALLOW_SIGNUP",
+            "maybe",
+            "PORTCULLIS_ALLOW_SIGNUP: expected true/false/1/0/yes/no",
+        ),
+        ("PORTCULLIS_HTTP_HOOK_TIMEOUT", "soon", "PORTCULLIS_HTTP_HOOK_TIMEOUT: expected a number"),
+        (
+            "PORTCULLIS_KEYS_REFRESH_SECONDS",
+            "[3]",
+            "PORTCULLIS_KEYS_REFRESH_SECONDS: expected a number",
+        ),
+    ],
+)
+def test_bad_booleans_and_numbers_stop_start_up(
+    make_app, monkeypatch, capsys, variable, value, message
+):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as stopped:
+        make_app()
+    assert stopped.value.code == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_numbers_from_the_environment_are_numbers(make_app, monkeypatch):
+    monkeypatch.setenv("PORTCULLIS_HTTP_HOOK_TIMEOUT", "2.5")
+    monkeypatch.setenv("PORTCULLIS_REGISTRY_CACHE_SECONDS", "0")
+    app = make_app()
+    assert app.config["HTTP_HOOK_TIMEOUT"] == 2.5 and app.config["REGISTRY_CACHE_SECONDS"] == 0
+
+
+def test_an_unknown_variable_is_a_warning_naming_the_closest_setting(make_app, monkeypatch, caplog):
+    monkeypatch.setenv("PORTCULLIS_ACCESS_TOKEN_TTLS", "60")
+    monkeypatch.setenv("PORTCULLIS_ZZZ_NOTHING_LIKE_IT", "1")
+    with caplog.at_level("WARNING", logger="oauth.config"):
+        make_app()
+    assert (
+        "PORTCULLIS_ACCESS_TOKEN_TTLS is ignored (did you mean PORTCULLIS_ACCESS_TOKEN_TTL?)"
+        in caplog.text
+    )
+    assert "PORTCULLIS_ZZZ_NOTHING_LIKE_IT is ignored" in caplog.text

@@ -12,7 +12,7 @@ result of the previous ones: ``tryfirst`` implementations first, then the rest i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pluggy
@@ -65,7 +65,6 @@ class TokenContext:
     request: Any = None
     session: OAuthSession | None = None
     dry_run: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 class TokenDenied(Exception):

@@ -48,7 +48,7 @@ class RegistryCache:
 
 def init_app(app) -> None:
     app.extensions["portcullis.registry"] = RegistryCache(
-        float(app.config.get("REGISTRY_CACHE_SECONDS", 5))
+        float(app.config["REGISTRY_CACHE_SECONDS"])
     )
 
 

@@ -34,7 +34,6 @@ REVOKED = "revoked"
 PUBLISHED_STATES = (CURRENT, STANDBY, PREVIOUS)
 
 EXTENSION = "portcullis.keys"
-DEFAULT_REFRESH_SECONDS = 5
 UNKNOWN_KID_RELOAD_INTERVAL = 1.0
 # "portkeys": serialises key state changes across processes on PostgreSQL (SQLite is
 # serialised by BEGIN IMMEDIATE). Distinct from the migrations lock.
@@ -144,7 +143,7 @@ def _cache(app: Flask | None = None) -> _KeyCache:
 
 
 def _refresh_seconds() -> float:
-    return float(current_app.config.get("KEYS_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS))
+    return float(current_app.config["KEYS_REFRESH_SECONDS"])
 
 
 def _check_alg(alg: str) -> str:
@@ -156,7 +155,7 @@ def _check_alg(alg: str) -> str:
 
 
 def _default_alg() -> str:
-    return _check_alg(str(current_app.config.get("SIGNING_ALG", "ES256")))
+    return _check_alg(str(current_app.config["SIGNING_ALG"]))
 
 
 # -- start-up ---------------------------------------------------------------------------------
@@ -168,7 +167,7 @@ def init_app(app: Flask) -> None:
     Idempotent. When the schema is not there yet (``AUTO_MIGRATE`` off, before
     ``flask init-db``) it does nothing: the first signature creates the key instead.
     """
-    alg = str(app.config.get("SIGNING_ALG", "ES256"))
+    alg = str(app.config["SIGNING_ALG"])
     if alg not in jwt.SUPPORTED_ALGS:
         raise ConfigError(
             f"PORTCULLIS_SIGNING_ALG: unsupported algorithm {alg!r}; use "

@@ -116,7 +116,7 @@ def introspect():
 
 
 def _registration_limit() -> str:
-    return current_app.config.get("REGISTRATION_RATE_LIMIT", "10 per hour")
+    return current_app.config["REGISTRATION_RATE_LIMIT"]
 
 
 def _registration_disabled() -> bool:

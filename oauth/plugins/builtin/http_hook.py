@@ -98,12 +98,10 @@ def customize_access_token(claims, context):
             config["HTTP_HOOK_URL"],
             data=body,
             headers=headers,
-            timeout=float(config.get("HTTP_HOOK_TIMEOUT", 5)),
+            timeout=float(config["HTTP_HOOK_TIMEOUT"]),
         )
     except requests.Timeout:
-        raise HttpHookError(
-            f"HTTP hook timed out after {config.get('HTTP_HOOK_TIMEOUT', 5)} s"
-        ) from None
+        raise HttpHookError(f"HTTP hook timed out after {config['HTTP_HOOK_TIMEOUT']} s") from None
     except requests.RequestException as error:
         raise HttpHookError(f"HTTP hook unreachable: {type(error).__name__}") from None
     try:

@@ -26,7 +26,7 @@ def keys_list():
         keys=list(reversed(keys.list_keys())),
         add_form=KeyForm(prefix="add"),
         rotate_form=KeyForm(prefix="rotate"),
-        default_alg=current_app.config.get("SIGNING_ALG", "ES256"),
+        default_alg=current_app.config["SIGNING_ALG"],
     )
 
 
