@@ -11,6 +11,7 @@ under cProfile, and adds a "where the time goes" summary.
 
     .venv/bin/python benchmarks/run.py [--seconds 10] [--connections 16] [--no-record]
     .venv/bin/python benchmarks/run.py --database-url postgresql://postgres@127.0.0.1:5432/postgres --profile
+    .venv/bin/python benchmarks/run.py --profile-only [--profile-requests 200]  # no wrk, no gunicorn
 
 This is a measurement, not a test: nothing here (nor in tests/) asserts a timing.
 """
@@ -22,6 +23,8 @@ import base64
 import contextlib
 import cProfile
 import datetime as dt
+import importlib
+import inspect
 import io
 import os
 import platform
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
@@ -542,6 +546,7 @@ class WallClock:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.skipped: list[tuple[str, str]] = []  # (timer, why): targets that were not found
         self._stack: list[float] = []
         self._undo: list = []
 
@@ -562,13 +567,7 @@ class WallClock:
 
         return timed
 
-    def wrap(self, owner: object, name: str, label) -> None:
-        """Replace ``owner.name`` (an instance, class or module attribute) by a timed version."""
-        had_own = name in getattr(owner, "__dict__", {})
-        original = getattr(owner, name)
-        if had_own and isinstance(owner, type):
-            original = owner.__dict__[name]  # the plain function, not a bound method
-
+    def _replace(self, owner: object, name: str, new, had_own: bool, original) -> None:
         def undo() -> None:
             if had_own:
                 setattr(owner, name, original)
@@ -576,7 +575,28 @@ class WallClock:
                 delattr(owner, name)
 
         self._undo.append(undo)
-        setattr(owner, name, self.timed(original, label))
+        setattr(owner, name, new)
+
+    def wrap(self, owner: object, name: str, label) -> None:
+        """Replace ``owner.name`` (an instance, class or module attribute) by a timed version.
+
+        A module function is also replaced where another Portcullis module imported it by name
+        (``from oauth.tokens.keys import sign_jwt``), so those calls are timed too."""
+        had_own = name in getattr(owner, "__dict__", {})
+        original = getattr(owner, name)
+        if had_own and isinstance(owner, type):
+            original = owner.__dict__[name]  # the plain function, not a bound method
+        timed = self.timed(original, label)
+        self._replace(owner, name, timed, had_own, original)
+        if not isinstance(owner, types.ModuleType):
+            return
+        for module in list(sys.modules.values()):
+            module_name = getattr(module, "__name__", None) or ""
+            if module is owner or module_name.split(".")[0] not in ("app", "oauth"):
+                continue
+            for alias, value in list(vars(module).items()):
+                if value is original:
+                    self._replace(module, alias, timed, True, original)
 
     def wrap_list(self, functions: list, label) -> None:
         """Replace every function of a list (Flask's hook lists) by a timed version."""
@@ -584,12 +604,20 @@ class WallClock:
         functions[:] = [self.timed(f, label(f)) for f in saved]
         self._undo.append(lambda: functions.__setitem__(slice(None), saved))
 
+    def skip(self, title: str, why: str) -> None:
+        self.skipped.append((title, why))
+        warn(f"profile: not timing {title}: {why}")
+
     def unwrap(self) -> None:
         while self._undo:
             self._undo.pop()()
 
 
-def _statement(sql: str, params=None) -> str:  # noqa: ARG001 - execute_sql's signature
+def warn(message: str) -> None:
+    print(f"bench: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _statement(sql: str, params=None) -> str:  # execute_sql's signature
     match = re.match(
         r'\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM)\b(?:.*?\bFROM)?\s*"?(\w+)"?', sql, re.I | re.S
     )
@@ -608,47 +636,122 @@ def _hook_name(kind: str):
     return label
 
 
-def instrument(app) -> WallClock:
-    """Time, per request part, what a client-credentials token request does."""
-    import peewee
+# What the profile wraps and looks up is named, not imported: the package is being restructured,
+# and a target that moved or was renamed is a warning naming it (that timer or row is skipped),
+# never a crash. An owner is "extension:<key>" (``app.extensions[key]``), "module" or
+# "module:Attribute.path"; "view:<path>" is the POST view of that URL and "teardown_appcontext"
+# the app's teardown functions (by ``__name__``). Prefer stable seams: the database, Authlib's
+# server, the plugin host's hook calls, ``oauth.audit.record``, ``oauth.tokens.keys.sign_jwt``.
+DATABASE = "extension:portcullis.database"
+AUTHORIZATION_SERVER = "extension:portcullis.authorization_server"
+PLUGIN_HOST = "extension:portcullis.plugins"
 
-    import oauth.audit
-    import oauth.client_credentials
-    import oauth.keys
-    from oauth.ratelimit import limiter
-    from oauth.storage.models import Client
 
-    clock = WallClock()
-    db = app.extensions["portcullis.database"]
+@dataclass(frozen=True)
+class Timer:
+    owner: str
+    name: str  # the attribute replaced by a timed version
+    label: object  # the row's label, or a function of the call's arguments returning it
+
+    @property
+    def title(self) -> str:
+        return f"{self.label!r}" if isinstance(self.label, str) else f"{self.owner} {self.name}"
+
+
+def timers(app) -> list[Timer]:
+    """The timed parts of a client-credentials token request."""
+    db = app.extensions.get("portcullis.database")
     pooled = hasattr(db, "close_all")
-    clock.wrap(db, "connect", f"database: connect ({'from the pool' if pooled else '+ PRAGMAs'})")
-    clock.wrap(db, "close", f"database: close{' (back to the pool)' if pooled else ''}")
-    clock.wrap(db, "begin", "database: BEGIN")
-    clock.wrap(db, "commit", "database: COMMIT")
-    clock.wrap(db, "rollback", "database: ROLLBACK")
-    clock.wrap(db, "execute_sql", _statement)
-    clock.wrap(db, "execute", "peewee: compile the query to SQL")
-    for wrapper in (peewee.ModelObjectCursorWrapper, peewee.ModelCursorWrapper):
-        clock.wrap(wrapper, "process_row", "peewee: rows -> model objects")
-    server = app.extensions["portcullis.authorization_server"]
-    clock.wrap(server, "create_oauth2_request", "Authlib: OAuth2Request from the Flask request")
-    clock.wrap(server, "handle_response", "Authlib: JSON response")
-    clock.wrap(Client, "check_client_secret", "client secret check (SHA-256, constant time)")
-    clock.wrap(limiter, "_check_request_limit", "Flask-Limiter: the token endpoint's limits")
-    plugins = app.extensions["portcullis.plugins"]
-    clock.wrap(plugins, "customize_client_credentials", "plugin hooks (none installed)")
-    clock.wrap(oauth.client_credentials, "finalize_access_claims", "plugin hooks (none installed)")
-    clock.wrap(oauth.audit, "record", "audit.record (Python side)")
-    clock.wrap(oauth.keys, "sign_jwt", "JWT signing (keys.sign_jwt, ES256)")
-    for kind, table in (
-        ("before_request", app.before_request_funcs),
-        ("after_request", app.after_request_funcs),
-        ("teardown", app.teardown_request_funcs),
-        ("teardown", {None: app.teardown_appcontext_funcs}),
-    ):
-        for functions in table.values():
-            clock.wrap_list(functions, _hook_name(kind))
-    clock.wrap(app, "wsgi_app", "the rest: Flask/Werkzeug, Authlib grant logic, claims, ...")
+    alg = app.config.get("SIGNING_ALG") or "?"
+    hooks = "plugin hooks"
+    return [
+        Timer(DATABASE, "connect", f"database: connect ({'from the pool' if pooled else '+ PRAGMAs'})"),
+        Timer(DATABASE, "close", f"database: close{' (back to the pool)' if pooled else ''}"),
+        Timer(DATABASE, "begin", "database: BEGIN"),
+        Timer(DATABASE, "commit", "database: COMMIT"),
+        Timer(DATABASE, "rollback", "database: ROLLBACK"),
+        Timer(DATABASE, "execute_sql", _statement),
+        Timer(DATABASE, "execute", "peewee: compile the query to SQL"),
+        Timer("peewee:ModelObjectCursorWrapper", "process_row", "peewee: rows -> model objects"),
+        Timer("peewee:ModelCursorWrapper", "process_row", "peewee: rows -> model objects"),
+        Timer(AUTHORIZATION_SERVER, "create_oauth2_request", "Authlib: OAuth2Request from the Flask request"),
+        Timer(AUTHORIZATION_SERVER, "create_token_response", "grant: Authlib grant logic, claims (create_token_response)"),
+        Timer(AUTHORIZATION_SERVER, "handle_response", "Authlib: JSON response"),
+        Timer("oauth.storage.models:Client", "check_client_secret", "client secret check (SHA-256, constant time)"),
+        Timer("oauth.ratelimit:limiter", "_check_request_limit", "Flask-Limiter: the token endpoint's limits"),
+        Timer(PLUGIN_HOST, "customize_client_credentials", f"{hooks}: customize_client_credentials"),
+        Timer(PLUGIN_HOST, "customize_access_token", f"{hooks}: customize_access_token"),
+        Timer("oauth.audit", "record", "audit.record (Python side)"),
+        Timer("oauth.tokens.keys", "sign_jwt", f"JWT signing (keys.sign_jwt, {alg})"),
+    ]  # fmt: skip
+
+
+def _owner(app, owner: str):
+    """The object ``owner`` names (see above), or LookupError saying what is missing."""
+    if owner.startswith("extension:"):
+        key = owner.removeprefix("extension:")
+        if key not in app.extensions:
+            raise LookupError(f"app.extensions has no {key!r}")
+        return app.extensions[key]
+    module_name, _, path = owner.partition(":")
+    try:
+        found = importlib.import_module(module_name)
+    except ImportError as error:
+        raise LookupError(f"cannot import {module_name} ({error})") from None
+    where = module_name
+    for part in filter(None, path.split(".")):
+        if not hasattr(found, part):
+            raise LookupError(f"{where} has no attribute {part!r}")
+        found = getattr(found, part)
+        where += (":" if where == module_name else ".") + part
+    return found
+
+
+def _target(app, owner: str, name: str = ""):
+    """The function ``name`` of ``owner``, or LookupError naming what is missing."""
+    if owner.startswith("view:"):
+        path = owner.removeprefix("view:")
+        for rule in app.url_map.iter_rules():
+            if rule.rule == path and "POST" in (rule.methods or ()):
+                return app.view_functions[rule.endpoint]
+        raise LookupError(f"the app has no POST view for {path}")
+    if owner == "teardown_appcontext":
+        for function in app.teardown_appcontext_funcs:
+            if getattr(function, "__name__", None) == name:
+                return function
+        raise LookupError(f"no teardown_appcontext function is named {name!r}")
+    found = _owner(app, owner)
+    if not hasattr(found, name):
+        where = owner.removeprefix("extension:") if owner.startswith("extension:") else owner
+        raise LookupError(f"{where} has no attribute {name!r} (moved or renamed?)")
+    return getattr(found, name)
+
+
+def instrument(app) -> WallClock:
+    """Time, per request part, what a client-credentials token request does. A part whose
+    target is not found is skipped with a warning (``clock.skipped``)."""
+    clock = WallClock()
+    try:
+        for timer in timers(app):
+            try:
+                owner = _owner(app, timer.owner)
+                _target(app, timer.owner, timer.name)
+            except LookupError as error:
+                clock.skip(timer.title, f"{error}; update timers() in benchmarks/run.py")
+                continue
+            clock.wrap(owner, timer.name, timer.label)
+        for kind, table in (
+            ("before_request", app.before_request_funcs),
+            ("after_request", app.after_request_funcs),
+            ("teardown", app.teardown_request_funcs),
+            ("teardown", {None: app.teardown_appcontext_funcs}),
+        ):
+            for functions in table.values():
+                clock.wrap_list(functions, _hook_name(kind))
+        clock.wrap(app, "wsgi_app", "the rest: Flask/Werkzeug dispatch, the view")
+    except BaseException:
+        clock.unwrap()
+        raise
     return clock
 
 
@@ -664,10 +767,7 @@ GROUPS = [
             ("database: BEGIN", "database: COMMIT", "database: ROLLBACK")
         ),
     ),
-    (
-        "database: executing the statements (3 SELECTs, 1 INSERT)",
-        lambda label: label.startswith("database:"),
-    ),
+    ("database: executing the statements", lambda label: label.startswith("database:")),
     ("peewee: build SQL + rows -> models", lambda label: label.startswith("peewee:")),
     ("rate limiter (Flask-Limiter)", lambda label: "Limiter" in label),
     ("Flask hooks (CSRF, login, headers, teardown)", lambda label: label.startswith("Flask ")),
@@ -676,41 +776,68 @@ GROUPS = [
         "Authlib request/response + secret check",
         lambda label: label.startswith(("Authlib", "client secret")),
     ),
+    ("Authlib grant logic, claims", lambda label: label.startswith("grant:")),
     ("audit.record (Python side)", lambda label: label.startswith("audit")),
     ("plugin hooks", lambda label: label.startswith("plugin")),
-    ("the rest: Flask/Werkzeug dispatch, Authlib grant logic, claims", lambda label: True),
+    ("the rest: Flask/Werkzeug dispatch, the view", lambda label: True),
 ]
 
 
-# Inclusive buckets: (label, [(file suffix, function name), ...]); cumulative times of entry
+# Inclusive buckets: (label, [(owner, name), ...], see _target); cumulative times of entry
 # points, so nested buckets overlap (the database bucket also contains part of client auth).
+# The first row is the whole request, the second the view.
 INCLUSIVE = [
-    ("whole request inside the WSGI app", [("flask/app.py", "wsgi_app")]),
-    ("token view (transaction + Authlib endpoint)", [("oauth/views/api.py", "token")]),
+    ("whole request inside the WSGI app", [("flask:Flask", "wsgi_app")]),
+    ("token view (transaction + Authlib endpoint)", [(f"view:{TOKEN_PATH}", "")]),
     (
         "Authlib: OAuth2Request from the Flask request",
-        [("authlib/integrations/flask_oauth2/authorization_server.py", "create_oauth2_request")],
+        [(AUTHORIZATION_SERVER, "create_oauth2_request")],
     ),
+    ("Authlib: token endpoint (create_token_response)", [(AUTHORIZATION_SERVER, "create_token_response")]),
     (
         "client authentication (SELECT client + secret check)",
-        [("authlib/oauth2/rfc6749/grants/base.py", "authenticate_token_endpoint_client")],
+        [("authlib.oauth2.rfc6749.grants.base:BaseGrant", "authenticate_token_endpoint_client")],
     ),
     (
-        "API + client grant lookup (2 SELECTs)",
-        [("oauth/apis.py", "get_api"), ("oauth/apis.py", "get_grant")],
+        "API + client grant lookup (registry cache)",
+        [("oauth.registry.apis", "cached_api"), ("oauth.registry.client_grants", "cached_grant")],
     ),
     (
         "plugin hooks (client-credentials + access-token)",
-        [
-            ("oauth/plugins.py", "customize_client_credentials"),
-            ("oauth/tokens.py", "finalize_access_claims"),
-        ],
+        [(PLUGIN_HOST, "customize_client_credentials"), (PLUGIN_HOST, "customize_access_token")],
     ),
-    ("JWT signing (keys.sign_jwt)", [("oauth/keys.py", "sign_jwt")]),
-    ("audit insert (audit.record)", [("oauth/audit.py", "record")]),
-    ("Flask-Limiter checks", [("flask_limiter/_extension.py", "_check_request_limit")]),
-    ("connection close at teardown", [("oauth/db.py", "_close_connection")]),
-]
+    ("JWT signing (keys.sign_jwt)", [("oauth.tokens.keys", "sign_jwt")]),
+    ("audit insert (audit.record)", [("oauth.audit", "record")]),
+    ("Flask-Limiter checks", [("flask_limiter:Limiter", "_check_request_limit")]),
+    ("connection close at teardown", [("teardown_appcontext", "_close_connection")]),
+]  # fmt: skip
+
+
+def _code_key(function) -> tuple[str, int, str]:
+    """cProfile's key of a Python function: (file, first line, name)."""
+    function = inspect.unwrap(getattr(function, "__func__", function))
+    code = getattr(function, "__code__", None)
+    if code is None:
+        raise LookupError(f"{function!r} is not a Python function")
+    return code.co_filename, code.co_firstlineno, code.co_name
+
+
+def inclusive_targets(app) -> tuple[list[tuple[str, list[tuple[str, int, str]]]], list[str]]:
+    """INCLUSIVE with cProfile keys; a row none of whose targets is found is left out, with a
+    warning (returned too)."""
+    rows, missing = [], []
+    for label, targets in INCLUSIVE:
+        found = []
+        for owner, name in targets:
+            try:
+                found.append(_code_key(_target(app, owner, name)))
+            except LookupError as error:
+                warn(f"profile: cProfile row {label!r}: {error}")
+                missing.append(f"{label}: {error}")
+        if found:
+            rows.append((label, found))
+    return rows, missing
+
 
 # Exclusive buckets: each profiled function's own time goes to the first matching library.
 LIBRARIES = [
@@ -749,18 +876,13 @@ def _library(key: tuple[str, int, str]) -> str:
     return "other (stdlib, builtins)"
 
 
-def _cumulative(stats: pstats.Stats, targets: list[tuple[str, str]]) -> float:
-    total = 0.0
-    for (filename, _, name), (_, _, _, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if any(
-            filename.replace("\\", "/").endswith(suffix) and name == func
-            for suffix, func in targets
-        ):
-            total += ct
-    return total
+def _cumulative(stats: pstats.Stats, targets: list[tuple[str, int, str]]) -> float:
+    return sum(stats.stats[key][3] for key in targets if key in stats.stats)  # type: ignore[attr-defined]
 
 
-def profile_token_endpoint(client_id: str, secret: str, n: int) -> tuple[str, str]:
+def profile_token_endpoint(
+    client_id: str, secret: str, n: int, *, warmup: int = 50
+) -> tuple[str, str]:
     """Time and profile ``n`` token requests in-process; returns (printed report, markdown summary)."""
     from app import create_app
 
@@ -789,8 +911,8 @@ def profile_token_endpoint(client_id: str, secret: str, n: int) -> tuple[str, st
         return time.perf_counter() - started
 
     try:
-        issue(50)  # first-request costs (key load, lazy imports) are not what we measure
-        baseline(50)
+        issue(warmup)  # first-request costs (key load, lazy imports) are not what we measure
+        baseline(warmup)
         plain = issue(n)
         livez = baseline(n)
         clock = instrument(app)
@@ -800,8 +922,11 @@ def profile_token_endpoint(client_id: str, secret: str, n: int) -> tuple[str, st
             clock.unwrap()
         profiler = cProfile.Profile()
         profiler.enable()
-        issue(n)
-        profiler.disable()
+        try:
+            issue(n)
+        finally:
+            profiler.disable()
+        inclusive, not_found = inclusive_targets(app)
     finally:
         close_app_database(app)
 
@@ -810,7 +935,13 @@ def profile_token_endpoint(client_id: str, secret: str, n: int) -> tuple[str, st
     stats.strip_dirs().sort_stats("cumulative").print_stats(25)
     stats.sort_stats("tottime").print_stats(25)
     stats = pstats.Stats(profiler)  # unstripped paths for the buckets
+    summary = _wall_clock_lines(clock, n, plain, livez) + _cprofile_lines(
+        stats, n, inclusive, not_found
+    )
+    return out.getvalue(), "\n".join(summary)
 
+
+def _wall_clock_lines(clock: WallClock, n: int, plain: float, livez: float) -> list[str]:
     ms = 1000 / n
     lines = [
         f"In-process, one thread, no HTTP server (`app.test_client()`), {n} requests each: "
@@ -852,10 +983,25 @@ def profile_token_endpoint(client_id: str, secret: str, n: int) -> tuple[str, st
         f"| (smaller parts) | | {small * ms:.3f} | {small / wall_total * 100:.1f} |",
         "",
     ]
+    if clock.skipped:
+        lines += [
+            "Not timed (target not found; its time is in the row of the part around it):",
+            "",
+            *[f"- {title}: {why}" for title, why in clock.skipped],
+            "",
+        ]
+    return lines
 
-    app_total = _cumulative(stats, INCLUSIVE[0][1]) or 1e-9
+
+def _cprofile_lines(
+    stats: pstats.Stats, n: int, inclusive: list, not_found: list[str]
+) -> list[str]:
+    ms = 1000 / n
+    rows = dict(inclusive)
+    whole, view = INCLUSIVE[0][0], INCLUSIVE[1][0]
+    app_total = (_cumulative(stats, rows[whole]) if whole in rows else 0.0) or 1e-9
     profiled_total = stats.total_tt  # type: ignore[attr-defined]
-    lines += [
+    lines = [
         f"cProfile ({n} requests, {profiled_total:.2f} s under the profiler, which inflates "
         "Python-heavy code): cumulative time of entry points, % of the request inside the WSGI "
         "app (nested rows overlap):",
@@ -863,14 +1009,17 @@ def profile_token_endpoint(client_id: str, secret: str, n: int) -> tuple[str, st
         "| entry point | % | ms/request (profiled) |",
         "|---|---:|---:|",
     ]
-    for label, targets in INCLUSIVE:
+    for label, targets in inclusive:
         seconds = _cumulative(stats, targets)
         lines.append(f"| {label} | {seconds / app_total * 100:.1f} | {seconds * ms:.3f} |")
-    around = app_total - _cumulative(stats, INCLUSIVE[1][1])
-    lines.append(
-        f"| Flask/Werkzeug + extensions around the view (app minus view) | "
-        f"{around / app_total * 100:.1f} | {around * ms:.3f} |"
-    )
+    if whole in rows and view in rows:
+        around = app_total - _cumulative(stats, rows[view])
+        lines.append(
+            f"| Flask/Werkzeug + extensions around the view (app minus view) | "
+            f"{around / app_total * 100:.1f} | {around * ms:.3f} |"
+        )
+    if not_found:
+        lines += ["", "Not found for cProfile: " + "; ".join(not_found) + "."]
     by_library: dict[str, float] = {}
     for key, (_, _, tt, _, _) in stats.stats.items():  # type: ignore[attr-defined]
         by_library[_library(key)] = by_library.get(_library(key), 0.0) + tt
@@ -883,7 +1032,7 @@ def profile_token_endpoint(client_id: str, secret: str, n: int) -> tuple[str, st
     ]
     for label, seconds in sorted(by_library.items(), key=lambda item: -item[1]):
         lines.append(f"| {label} | {seconds / profiled_total * 100:.1f} |")
-    return out.getvalue(), "\n".join(lines)
+    return lines
 
 
 # --- results -----------------------------------------------------------------------------
@@ -969,6 +1118,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile-requests", type=int, default=2000, help="requests per profiling pass (2000)"
     )
     parser.add_argument(
+        "--profile-only",
+        action="store_true",
+        help="only the in-process profile: no wrk, no gunicorn, nothing written to RESULTS.md",
+    )
+    parser.add_argument(
         "--no-record", action="store_true", help="do not write benchmarks/RESULTS.md"
     )
     parser.add_argument("--verbose", action="store_true", help="print wrk's full output")
@@ -977,16 +1131,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--seconds, --connections and --threads must be >= 1, --warmup >= 0")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads (wrk needs one per thread)")
+    if args.profile_requests < 1:
+        parser.error("--profile-requests must be >= 1")
+    if args.profile_only:
+        args.profile, args.no_record = True, True
     return args
 
 
-def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
+def _terminate(signum, frame):  # a signal handler's signature
     raise SystemExit(128 + signum)  # so the finally blocks stop gunicorn and drop the database
+
+
+def profile_only(args: argparse.Namespace) -> int:
+    """``--profile-only``: the instance and the in-process profile, without wrk nor gunicorn;
+    prints the report and records nothing."""
+    workdir = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
+    db: Database | None = None
+    try:
+        (workdir / "instance").mkdir()
+        db = make_database(args, workdir)
+        use_environment(server_environment(workdir / "instance", db.url, "http://127.0.0.1"))
+        log(f"setting up {db.kind} instance in {workdir}")
+        client_id, secret = set_up_instance()
+        log(f"profiling {args.profile_requests} token requests in-process")
+        report, summary = profile_token_endpoint(
+            client_id, secret, args.profile_requests, warmup=min(50, args.profile_requests)
+        )
+        print(report)
+        print(summary)
+        return 0
+    except BenchError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if db is not None:
+            db.drop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    if args.profile_only:
+        return profile_only(args)
     wrk = ensure_wrk()
     info = machine_info()
     info["busy"] = f"{cpu_busy_now():.0f}%"
