@@ -55,9 +55,13 @@ def source_problems(path: Path) -> list[str]:
                 f"(at most {MAX_FUNCTION_LINES})"
             )
         for node in ast.walk(function):
-            local = isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == PACKAGE
-            local = local or isinstance(node, ast.Import) and any(
-                alias.name.split(".")[0] == PACKAGE for alias in node.names
+            local = (
+                isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == PACKAGE
+            )
+            local = (
+                local
+                or isinstance(node, ast.Import)
+                and any(alias.name.split(".")[0] == PACKAGE for alias in node.names)
             )
             if local:
                 problems.append(f"{name}:{node.lineno}: function-local import in {function.name}")
