@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install run test lint format bench browser clean
+.PHONY: install run test lint format bench browser clean floors
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ format: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# Every dependency at exactly its pyproject.toml floor, in a throw-away virtualenv, runs the
+# tests (SQLite). FLOORS_ARGS=--dev pins the dev extra too; see scripts/check_floors.py.
+floors:
+	$(PYTHON) scripts/check_floors.py $(FLOORS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
