@@ -19,6 +19,8 @@ SUPPORTED_DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
 BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 # Read from the environment before any configuration exists (Flask's instance folder).
 ENVIRONMENT_ONLY = ("INSTANCE_PATH",)
+# PORTCULLIS_TEST_* and PORTCULLIS_REQUIRE_* belong to the test suite and CI, not the server.
+HARNESS_PREFIXES = ("TEST_", "REQUIRE_")
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ def warn_unknown_variables(known: dict, environ=None) -> list[str]:
     for variable in sorted(environ if environ is not None else os.environ):
         name = variable.removeprefix("PORTCULLIS_")
         if variable.startswith("PORTCULLIS_") and name not in names:
+            if name.startswith(HARNESS_PREFIXES):
+                continue
             match = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
             hint = f" (did you mean PORTCULLIS_{match[0]}?)" if match else ""
             log.warning("unknown setting %s is ignored%s", variable, hint)
