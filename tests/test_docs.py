@@ -21,7 +21,11 @@ from flask import Flask
 from flask.cli import routes_command, run_command, shell_command
 
 from oauth.config import PROJECT_ROOT, defaults
-from oauth.plugins.hookspecs import PortcullisHookspecs
+from oauth.plugins.hookspecs import (
+    ID_TOKEN_PROTECTED_CLAIMS,
+    PROTECTED_CLAIMS,
+    PortcullisHookspecs,
+)
 
 README = PROJECT_ROOT / "README.md"
 PLUGINS_DOC = PROJECT_ROOT / "docs" / "plugins.md"
@@ -88,6 +92,13 @@ def test_hook_is_documented_with_its_signature(hook):
     shown = re.findall(rf"`({re.escape(hook)}\([^)]*\))", body)
     assert shown, f"the {hook} section shows no `{expected}` signature"
     assert shown[0] == expected, f"the {hook} section shows `{shown[0]}`, the spec is {expected}"
+
+
+def test_the_protected_claims_are_the_ones_the_guard_enforces():
+    text = " ".join(PLUGINS_DOC.read_text().split())
+    access = " ".join(PROTECTED_CLAIMS)
+    id_only = " ".join(c for c in ID_TOKEN_PROTECTED_CLAIMS if c not in PROTECTED_CLAIMS)
+    assert f"`{access}` are protected, and in ID tokens also `{id_only}`" in text
 
 
 def test_plugin_examples_implement_real_hooks():
