@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
 import click
-import peewee
 
-from oauth import audit
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
+from oauth.protocol import registration
 from oauth.registry import clients
-from oauth.storage.db import for_update, write_transaction
-from oauth.storage.models import Client, utcnow
 
 clients_cli = OneLineErrorGroup("clients", help="Manage OAuth clients.")
 
@@ -112,18 +108,6 @@ def clients_rotate_secret(client_id, as_json):
     _echo_secret(secret)
 
 
-def unused_dynamic_clients(unused_days: int) -> list[Client]:
-    """Dynamically registered clients not used (or, never used, not created) for ``unused_days``."""
-    cutoff = utcnow() - dt.timedelta(days=unused_days)
-    last_seen = peewee.fn.COALESCE(Client.last_used_at, Client.created_at)
-    query = (
-        Client.select()
-        .where((Client.registration_type == "dynamic") & (last_seen < cutoff))
-        .order_by(Client.created_at, Client.client_id)
-    )
-    return list(for_update(query))
-
-
 @clients_cli.command("purge")
 @click.option(
     "--unused-days",
@@ -135,21 +119,11 @@ def unused_dynamic_clients(unused_days: int) -> list[Client]:
 def clients_purge(unused_days, dry_run):
     """Delete self-registered clients that went unused; manual clients are never purged."""
     if dry_run:
-        stale = unused_dynamic_clients(unused_days)
+        stale = registration.unused_clients(unused_days)
         click.echo(f"Would purge {len(stale)} unused dynamically registered client(s).")
         for client in stale:
             last = client.last_used_at or client.created_at
             click.echo(f"{client.client_id}  {client.name}  (last seen {last:%Y-%m-%d})")
         return
-    with write_transaction():
-        # Locked by the deleting transaction: no token request marks a client used mid-purge.
-        stale = unused_dynamic_clients(unused_days)
-        for client in stale:
-            clients.delete_client(client)
-            audit.record(
-                "client.purged",
-                client_id=client.client_id,
-                registration_type="dynamic",
-                unused_days=unused_days,
-            )
+    stale = registration.purge_unused(unused_days)
     click.echo(f"Purged {len(stale)} unused dynamically registered client(s).")

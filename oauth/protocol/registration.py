@@ -6,15 +6,18 @@ registered, and by whom it may be read, changed or deleted, is decided here.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+import peewee
 from flask import current_app
 
+from oauth import audit
 from oauth.registry import clients
 from oauth.registry.clients import ClientError
 from oauth.security import matches_hash, random_token, sha256_hex
-from oauth.storage.db import write_transaction
-from oauth.storage.models import Client
+from oauth.storage.db import for_update, write_transaction
+from oauth.storage.models import Client, utcnow
 
 DEFAULT_CLIENT_NAME = "Unnamed app"
 DEFAULT_AUTH_METHOD = "client_secret_basic"  # RFC 7591 §2
@@ -146,3 +149,31 @@ def update(client: Client, body: dict) -> None:
 def delete(client: Client) -> None:
     with write_transaction():
         clients.delete_client(client)  # audited by the client service
+
+
+def unused_clients(unused_days: int) -> list[Client]:
+    """Dynamic clients not used (or, never used, not created) for ``unused_days``, locked."""
+    cutoff = utcnow() - dt.timedelta(days=unused_days)
+    last_seen = peewee.fn.COALESCE(Client.last_used_at, Client.created_at)
+    query = (
+        Client.select()
+        .where((Client.registration_type == "dynamic") & (last_seen < cutoff))
+        .order_by(Client.created_at, Client.client_id)
+    )
+    return list(for_update(query))
+
+
+def purge_unused(unused_days: int) -> list[Client]:
+    """Delete the dynamic clients unused for ``unused_days`` (manual ones never), audited."""
+    with write_transaction():
+        # Locked by the deleting transaction: no token request marks a client used mid-purge.
+        stale = unused_clients(unused_days)
+        for client in stale:
+            clients.delete_client(client)
+            audit.record(
+                "client.purged",
+                client_id=client.client_id,
+                registration_type="dynamic",
+                unused_days=unused_days,
+            )
+    return stale
