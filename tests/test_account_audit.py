@@ -49,3 +49,17 @@ def test_password_change_on_the_settings_page_is_audited(app, client):
     assert response.status_code == 302, response.get_data(as_text=True)
     (event,) = _events(app, "password.changed")
     assert event.details == {"via": "settings"}
+
+
+def test_profile_changes_are_audited_with_the_fields_changed(app, client):
+    auth = AuthActions(client, app)
+    auth.create_user("me@example.com", "correct horse")
+    auth.login("me@example.com", "correct horse")
+    token = csrf_token_from(client.get("/settings/profile").get_data(as_text=True))
+    form = {"csrf_token": token, "name": "Me Myself", "phone": "", "picture": ""}
+    assert client.post("/settings/profile", data=form).status_code == 302
+    assert client.post("/settings/profile", data=form).status_code == 302  # nothing changed
+    (event,) = _events(app, "profile.updated")
+    assert event.details == {"fields": ["name"]}
+    with app.app_context():
+        assert User.get(User.email == "me@example.com").name == "Me Myself"

@@ -137,6 +137,22 @@ def set_password(
         audit.record("password.changed", user_id=user.id, via=via)
 
 
+def update_profile(user: User, *, name: str | None, phone: str | None, picture: str | None) -> None:
+    """The user's own profile fields (the settings page), audited with the names changed."""
+    values = {"name": name, "phone": phone, "picture": picture}
+    changed = sorted(
+        field for field, value in values.items() if (value or "").strip() != getattr(user, field)
+    )
+    for field, value in values.items():
+        setattr(user, field, (value or "").strip())
+    if not changed:
+        return
+    user.updated_at = utcnow()
+    with write_transaction():
+        user.save()
+        audit.record("profile.updated", user_id=user.id, fields=changed)
+
+
 def sign_out_other_sessions(user: User) -> User:
     """End every browser session of ``user`` (the caller signs its own browser in again)."""
     with write_transaction():

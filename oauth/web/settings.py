@@ -25,10 +25,9 @@ def profile():
     user = _user()
     form = ProfileForm(obj=user)
     if form.validate_on_submit():
-        user.name = (form.name.data or "").strip()
-        user.phone = (form.phone.data or "").strip()
-        user.picture = (form.picture.data or "").strip()
-        user.save()
+        accounts.update_profile(
+            user, name=form.name.data, phone=form.phone.data, picture=form.picture.data
+        )
         flash("Profile saved.", "success")
         return redirect(url_for("settings.profile"))
     return render_template("profile.html", form=form, password_form=PasswordChangeForm())
