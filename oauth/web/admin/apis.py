@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from flask import (
-    abort,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import abort, flash, redirect, render_template, request, url_for
 
 from oauth.registry import apis, client_grants, clients
-from oauth.storage.models import (
-    Api,
-    Client,
-)
+from oauth.storage.models import Api, Client
 from oauth.web.admin.common import client_or_404, confirmed
-from oauth.web.admin_forms import (
-    ApiForm,
-    ClientGrantForm,
-    choice,
-    lines,
-)
+from oauth.web.admin_forms import ApiForm, ClientGrantForm, choice, lines
 
 
 def _api_or_404(api_id: str) -> Api:

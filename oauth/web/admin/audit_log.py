@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from flask import (
-    render_template,
-    request,
-)
+from flask import render_template, request
 
 from oauth import audit
 from oauth.pagination import page_number

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import json
 
-from flask import (
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import flash, redirect, render_template, request, url_for
 
 from oauth.accounts import admin as user_admin
 from oauth.registry import clients
-from oauth.storage.models import (
-    Client,
-)
+from oauth.storage.models import Client
 from oauth.web.admin.common import actor, client_or_404, confirmed
-from oauth.web.admin_forms import (
-    ClientCreateForm,
-    ClientEditForm,
-    lines,
-)
+from oauth.web.admin_forms import ClientCreateForm, ClientEditForm, lines
 
 
 def clients_list():

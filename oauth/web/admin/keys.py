@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import (
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    url_for,
-)
+from flask import abort, current_app, flash, redirect, render_template, url_for
 
 from oauth.tokens import keys
 from oauth.web.admin.common import actor, confirmed
-from oauth.web.admin_forms import (
-    KeyForm,
-)
+from oauth.web.admin_forms import KeyForm
 
 
 def keys_list():

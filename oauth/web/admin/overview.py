@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import (
-    render_template,
-)
+from flask import render_template
 
 from oauth import audit
 from oauth.accounts import consents
-from oauth.storage.models import (
-    Api,
-    AuditEvent,
-    Client,
-    OAuthSession,
-    SigningKey,
-    User,
-    utcnow,
-)
+from oauth.storage.models import Api, AuditEvent, Client, OAuthSession, SigningKey, User, utcnow
 from oauth.tokens import keys
 from oauth.web.admin.plugins import loaded_plugins
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from flask import (
-    current_app,
-    render_template,
-)
+from flask import current_app, render_template
 
 
 def loaded_plugins() -> list[dict]:

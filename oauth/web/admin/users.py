@@ -5,25 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import (
-    abort,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import abort, flash, redirect, render_template, request, url_for
 
 from oauth.accounts import admin as user_admin
 from oauth.accounts import consents
 from oauth.pagination import page_number
-from oauth.storage.models import (
-    User,
-)
+from oauth.storage.models import User
 from oauth.web.admin.common import actor, confirmed
-from oauth.web.admin_forms import (
-    UserEditForm,
-)
+from oauth.web.admin_forms import UserEditForm
 
 
 def _user_or_404(user_id: str) -> User:
