@@ -45,6 +45,9 @@ class AppDatabase(peewee.DatabaseProxy):
             )
         return db
 
+    def __setattr__(self, name: str, value) -> None:
+        object.__setattr__(self, name, value)  # peewee's own slots (_callbacks, _Model)
+
     def initialize(self, obj) -> None:
         raise TypeError("AppDatabase follows the current app; there is nothing to initialise")
 
