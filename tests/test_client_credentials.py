@@ -8,7 +8,7 @@ import pytest
 from oauth.storage.models import AuditEvent
 from oauth.tokens import keys
 from tests.m2m_helpers import API, cc_token, setup_m2m
-from tests.oauth_helpers import decode_jwt_unverified, make_client
+from tests.oauth_helpers import basic_auth_header, decode_jwt_unverified, make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -229,3 +229,16 @@ def test_auth0_documentation_example_over_http(auth0_example_app):
         assert decode_jwt_unverified(body["access_token"])[0]["kid"] in {
             k["kid"] for k in jwks["keys"]
         }
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_credentials_of_one_client_with_another_client_id_are_invalid_request(app, path):
+    """DESIGN.md: Basic credentials of client A with client_id=B in the body are refused."""
+    a_id, a_secret = setup_m2m(app, name="A")
+    b_id, _ = setup_m2m(app, name="B")
+    http = app.test_client()
+    data = {"grant_type": "client_credentials", "audience": API, "client_id": b_id, "token": "x"}
+    response = http.post(path, data=data, headers=basic_auth_header(a_id, a_secret))
+    assert (response.status_code, response.get_json()["error"]) == (400, "invalid_request")
+    same = {**data, "client_id": a_id}
+    assert http.post(path, data=same, headers=basic_auth_header(a_id, a_secret)).status_code == 200

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from oauth.plugins.hookspecs import TokenDenied
@@ -47,6 +48,27 @@ def _cors(response):
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Access-Control-Max-Age"] = "600"
     return response
+
+
+CLIENT_AUTH_ENDPOINTS = ("api.token", "api.revoke", "api.introspect")
+
+
+@bp.before_request
+def _one_client_per_request():
+    """Credentials of one client in the header and another ``client_id`` in the body is
+    ``invalid_request`` (DESIGN.md), never an answer for the header's client."""
+    if request.endpoint not in CLIENT_AUTH_ENDPOINTS or request.method != "POST":
+        return None
+    try:
+        header_id, _ = extract_basic_authorization(request.headers)
+    except (ValueError, UnicodeError):
+        return None  # Authlib answers malformed credentials with invalid_client
+    body_id = request.form.get("client_id")
+    if header_id and body_id is not None and body_id != header_id:
+        return oauth_error(
+            400, "invalid_request", "client_id differs from the client of the Authorization header."
+        )
+    return None
 
 
 def _plugin_failed(failure: PluginError):
