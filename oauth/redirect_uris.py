@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-FORBIDDEN_SCHEMES = {"javascript", "data", "file", "vbscript", "about", "blob"}
+# Schemes that run code, read local data or are no redirect target at all.
+FORBIDDEN_SCHEMES = {
+    "javascript", "data", "file", "vbscript", "about", "blob", "view-source", "jar", "ws",
+    "wss", "ftp", "mailto", "tel", "filesystem", "chrome", "resource",
+}  # fmt: skip
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 

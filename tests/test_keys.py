@@ -148,6 +148,9 @@ def test_tokens_that_do_not_verify(key_app):
     rejected(keys.sign_jwt(claims(exp=int(time.time()) - 1)), match="expired")
     rejected(keys.sign_jwt({"sub": "user-1"}), match="exp")
     rejected(keys.sign_jwt(claims(nbf=int(time.time()) + 600)), match="not yet")
+    rejected(keys.sign_jwt(claims(iat=int(time.time()) + 600)), match="future")
+    rejected(keys.sign_jwt(claims(iat="yesterday")), match="future")
+    assert keys.verify_jwt(keys.sign_jwt(claims(iat=int(time.time()) + 30)))["sub"] == "user-1"
     # Wrong typ: an ID token is not an access token, and vice versa.
     rejected(keys.sign_jwt(claims(), typ="JWT"), typ="at+jwt", match="type")
     rejected(token, typ="JWT", match="type")

@@ -23,6 +23,10 @@ RSA_KEY_SIZE = 2048
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
+# Our own tokens carry our own clock; a minute covers the skew between instances.
+MAX_CLOCK_SKEW = 60
+
+
 class InvalidTokenError(Exception):
     """The token does not verify. The message is short and never contains the token."""
 
@@ -222,6 +226,9 @@ def _check_times(claims: dict, leeway: int) -> None:
     nbf = claims.get("nbf")
     if nbf is not None and (not _numeric(nbf) or now + leeway < nbf):
         raise InvalidTokenError("token not yet valid")
+    iat = claims.get("iat")
+    if iat is not None and (not _numeric(iat) or iat > now + leeway + MAX_CLOCK_SKEW):
+        raise InvalidTokenError("token issued in the future")
 
 
 def at_hash(access_token: str) -> str:
