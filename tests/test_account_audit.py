@@ -63,3 +63,30 @@ def test_profile_changes_are_audited_with_the_fields_changed(app, client):
     assert event.details == {"fields": ["name"]}
     with app.app_context():
         assert User.get(User.email == "me@example.com").name == "Me Myself"
+
+
+def test_a_password_typed_into_the_email_field_is_not_audited(app, client):
+    auth = AuthActions(client, app)
+    auth.create_user("me@example.com", "correct horse")
+    auth.login("correct horse battery", "whatever")  # the password typed as the email
+    auth.login("nobody@example.com", "whatever")
+    typed = [event.details["email"] for event in _events(app, "login.failed")]
+    assert typed == ["(not an email address)", "nobody@example.com"]
+
+
+def test_only_an_https_picture_is_accepted_and_released(app, client):
+    from oauth.tokens.claims import scope_claims
+
+    auth = AuthActions(client, app)
+    auth.create_user("me@example.com", "correct horse")
+    auth.login("me@example.com", "correct horse")
+    token = csrf_token_from(client.get("/settings/profile").get_data(as_text=True))
+    form = {"csrf_token": token, "name": "", "phone": "", "picture": "javascript:alert(1)"}
+    assert client.post("/settings/profile", data=form).status_code == 200  # shown again
+    with app.app_context():
+        user = User.get(User.email == "me@example.com")
+        assert user.picture == ""
+        user.user_metadata = {"avatar_url": "javascript:alert(1)"}  # e.g. set by a plugin
+        assert scope_claims(user, ["profile"])["picture"] == ""
+        user.user_metadata = {"avatar_url": "https://img.example/me.png"}
+        assert scope_claims(user, ["profile"])["picture"] == "https://img.example/me.png"

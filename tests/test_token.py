@@ -62,6 +62,7 @@ def test_access_token_is_an_rfc9068_jwt_with_the_contract_claims(flow, app):
         "scope",
         "session_id",
         "email",
+        "email_verified",
         "phone",
         "role",
         "aal",
@@ -76,6 +77,7 @@ def test_access_token_is_an_rfc9068_jwt_with_the_contract_claims(flow, app):
     assert claims["client_id"] == flow.client_id
     assert claims["role"] == "authenticated"
     assert claims["email"] == "alice@example.com"
+    assert claims["email_verified"] is False  # a resource server must not trust it blindly
     assert claims["exp"] - claims["iat"] == 3600
     with app.app_context():
         assert keys.verify_jwt(tokens["access_token"], typ="at+jwt")["sub"] == claims["sub"]

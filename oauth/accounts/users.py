@@ -115,7 +115,10 @@ def authenticate(email: str, password: str) -> User | None:
 
 
 def _failed(email: str, user: User | None) -> None:
-    details = {"email": normalise_email(email)[:320]}
+    attempted = normalise_email(email)[:320]
+    # What was typed is kept only when it is an email address: a password typed into the
+    # email field must not end up in the audit log.
+    details = {"email": attempted if email_problem(attempted) is None else "(not an email address)"}
     if user is not None and user.disabled:
         details["reason"] = "disabled"
     with write_transaction():

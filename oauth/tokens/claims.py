@@ -10,6 +10,10 @@ from flask import current_app
 from oauth.storage.models import Client, OAuthSession, User
 
 
+def _is_https_url(value) -> bool:
+    return isinstance(value, str) and value.lower().startswith("https://") and len(value) <= 2048
+
+
 def _epoch(value: dt.datetime | None) -> int | None:
     return int(value.replace(tzinfo=dt.UTC).timestamp()) if value else None
 
@@ -29,6 +33,7 @@ def user_access_token_claims(
         "scope": " ".join(scopes),
         "session_id": session.id,
         "email": user.email,
+        "email_verified": bool(user.email_verified),
         "phone": user.phone,
         "role": "authenticated",
         "aal": "aal1",
@@ -71,9 +76,9 @@ def scope_claims(user: User, scopes: list[str]) -> dict:
     if "profile" in scopes:
         metadata = user.user_metadata or {}
         claims["name"] = user.name or metadata.get("name") or ""
-        claims["picture"] = (
-            user.picture or metadata.get("picture") or metadata.get("avatar_url") or ""
-        )
+        picture = user.picture or metadata.get("picture") or metadata.get("avatar_url") or ""
+        # Relying parties put it in <img src>: only an https URL, never javascript: or data:.
+        claims["picture"] = picture if _is_https_url(picture) else ""
         claims["preferred_username"] = (
             metadata.get("preferred_username") or metadata.get("username") or user.email
         )

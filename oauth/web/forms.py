@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from oauth.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
@@ -44,7 +44,14 @@ class SignupForm(FlaskForm):
 class ProfileForm(FlaskForm):
     name = StringField("Name", validators=[Optional(), Length(max=200)])
     phone = StringField("Phone", validators=[Optional(), Length(max=40)])
-    picture = StringField("Picture URL", validators=[Optional(), Length(max=2048)])
+    picture = StringField(
+        "Picture URL",
+        validators=[
+            Optional(),
+            Length(max=2048),
+            Regexp(r"(?i)^https://\S+$", message="The picture must be an https:// URL."),
+        ],
+    )
 
 
 class PasswordChangeForm(FlaskForm):
