@@ -66,6 +66,8 @@ def test_redirect_uri_may_be_omitted_with_one_registered(flow):
         ({"prompt": "none login"}, "invalid_request"),
         ({"prompt": "sometimes"}, "invalid_request"),
         ({"max_age": "soon"}, "invalid_request"),
+        ({"max_age": "\u0663"}, "invalid_request"),  # ARABIC-INDIC DIGIT THREE
+        ({"max_age": "9" * 40}, "invalid_request"),  # was a 500: too large for the column
         ({"resource": "not-absolute"}, "invalid_target"),
         ({"resource": "https://api.example/#frag"}, "invalid_target"),
         ({"response_mode": "fragment"}, "invalid_request"),

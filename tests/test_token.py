@@ -1,5 +1,6 @@
 """POST /oauth/token: the authorization code exchange and the token shapes."""
 
+import base64
 import datetime as dt
 import time
 
@@ -255,3 +256,16 @@ def test_state_reaches_the_client_untouched(flow):
     _, result = flow.get_code(state="a b&c=d/é")
     assert result["state"] == "a b&c=d/é"
     assert REDIRECT
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_basic_credentials_that_are_not_utf8_are_invalid_client(client, path):
+    """They were a 500 before anything checked them (issue 9, hostile input)."""
+    credentials = base64.b64encode(b"\xff\xfe:\xff").decode()
+    response = client.post(
+        path,
+        data={"grant_type": "client_credentials", "token": "x"},
+        headers={"Authorization": f"Basic {credentials}"},
+    )
+    assert (response.status_code, response.get_json()["error"]) == (401, "invalid_client")
+    assert response.headers["WWW-Authenticate"].startswith("Basic")

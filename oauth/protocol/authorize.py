@@ -34,6 +34,8 @@ SINGLE_PARAMS = (
     "code_challenge_method", "prompt", "max_age", "login_hint", "resource", "response_mode",
 )  # fmt: skip
 
+MAX_AGE_LIMIT = 2**31 - 1  # seconds; a PostgreSQL integer column
+
 
 class AuthorizationPageError(Exception):
     """An error shown on our own page: the client or redirect URI cannot be trusted."""
@@ -196,8 +198,8 @@ def _prompt_and_max_age(args: MultiDict, fail) -> tuple[set[str], int | None]:
     max_age = args.get("max_age")
     if max_age is None:
         return prompts, None
-    if not max_age.isdigit():
-        fail("invalid_request", "max_age must be a non-negative integer.")
+    if not (max_age.isascii() and max_age.isdigit()) or int(max_age) > MAX_AGE_LIMIT:
+        fail("invalid_request", f"max_age must be a whole number of seconds up to {MAX_AGE_LIMIT}.")
     return prompts, int(max_age)
 
 

@@ -61,8 +61,11 @@ def _one_client_per_request():
         return None
     try:
         header_id, _ = extract_basic_authorization(request.headers)
-    except (ValueError, UnicodeError):
-        return None  # Authlib answers malformed credentials with invalid_client
+    except (ValueError, UnicodeError):  # e.g. credentials that are not UTF-8
+        return oauth_error(
+            401, "invalid_client", "Malformed client credentials.",
+            {"WWW-Authenticate": 'Basic realm="portcullis"'},
+        )  # fmt: skip
     body_id = request.form.get("client_id")
     if header_id and body_id is not None and body_id != header_id:
         return oauth_error(
