@@ -82,7 +82,7 @@ def test_only_an_https_picture_is_accepted_and_released(app, client):
     auth.login("me@example.com", "correct horse")
     token = csrf_token_from(client.get("/settings/profile").get_data(as_text=True))
     form = {"csrf_token": token, "name": "", "phone": "", "picture": "javascript:alert(1)"}
-    assert client.post("/settings/profile", data=form).status_code == 200  # shown again
+    assert client.post("/settings/profile", data=form).status_code == 400  # shown again
     with app.app_context():
         user = User.get(User.email == "me@example.com")
         assert user.picture == ""
@@ -90,3 +90,37 @@ def test_only_an_https_picture_is_accepted_and_released(app, client):
         assert scope_claims(user, ["profile"])["picture"] == ""
         user.user_metadata = {"avatar_url": "https://img.example/me.png"}
         assert scope_claims(user, ["profile"])["picture"] == "https://img.example/me.png"
+
+
+def test_control_characters_in_account_fields_are_refused_not_a_500(app, client):
+    """PostgreSQL refuses NUL in text: it must be a form error, never a 500 (issue 9)."""
+    auth = AuthActions(client, app)
+    token = csrf_token_from(client.get("/signup").get_data(as_text=True))
+    signup = {"csrf_token": token, "email": "nul\x00@example.com", "password": "correct horse"}
+    response = client.post("/signup", data=signup)
+    assert response.status_code < 500 and "not a valid email" in response.get_data(as_text=True)
+    auth.create_user("me@example.com", "correct horse")
+    auth.login("me@example.com", "correct horse")
+    token = csrf_token_from(client.get("/settings/profile").get_data(as_text=True))
+    for field in ("name", "phone"):
+        form = {"csrf_token": token, "name": "", "phone": "", "picture": "", field: "a\x00b"}
+        response = client.post("/settings/profile", data=form)
+        assert response.status_code == 400
+        assert "control characters" in response.get_data(as_text=True)
+    with app.app_context():
+        assert User.select().count() == 1
+        assert User.get().name == ""
+
+
+def test_admin_metadata_refuses_nan_and_infinity(app):
+    from oauth.accounts import admin as user_admin
+
+    with app.app_context():
+        for text in ('{"x": NaN}', '{"x": Infinity}', '{"x": 1e999}'):
+            try:
+                user_admin.parse_metadata(text, "user_metadata")
+            except user_admin.UserAdminError as error:
+                assert "NaN and infinite" in str(error)
+            else:
+                raise AssertionError(f"{text} was accepted")
+        assert user_admin.parse_metadata('{"x": 1.5}', "user_metadata") == {"x": 1.5}

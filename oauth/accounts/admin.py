@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from oauth import audit
-from oauth.accounts import consents
+from oauth.accounts import consents, users
 from oauth.pagination import Page, paginate
 from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import OAuthSession, User, utcnow
@@ -46,7 +46,9 @@ def parse_metadata(text: str | None, what: str) -> dict:
     if len(text) > MAX_METADATA_CHARS:
         raise UserAdminError(f"{what} is longer than {MAX_METADATA_CHARS} characters.")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except _NotFinite:
+        raise UserAdminError(f"{what}: NaN and infinite numbers are not JSON.") from None
     except ValueError as error:
         raise UserAdminError(
             f"{what} is not valid JSON: {error.msg} (line {error.lineno})."
@@ -56,12 +58,33 @@ def parse_metadata(text: str | None, what: str) -> dict:
     return value
 
 
+class _NotFinite(ValueError):
+    pass
+
+
+def _no_constant(name: str):
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotFinite(text)
+    return value
+
+
 def update_user(user: User, *, actor_id: str | None, **fields: Any) -> list[str]:
     """Change name, phone, app_metadata and/or user_metadata; returns the changed field names."""
     allowed = {"name", "phone", "app_metadata", "user_metadata"}
     unknown = set(fields) - allowed
     if unknown:
         raise TypeError(f"update_user() got unexpected fields: {', '.join(sorted(unknown))}")
+    for name, limit in (("name", 200), ("phone", 40)):
+        if name in fields:
+            try:
+                fields[name] = users.clean_text(fields[name], name.capitalize(), limit)
+            except users.AccountError as error:
+                raise UserAdminError(str(error)) from None
     changed = [name for name, value in fields.items() if getattr(user, name) != value]
     if not changed:
         return []

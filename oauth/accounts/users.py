@@ -15,7 +15,9 @@ from oauth.plugins.host import PluginError
 from oauth.storage.db import write_transaction
 from oauth.storage.models import User, utcnow
 
-EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
+EMAIL_PATTERN = re.compile(
+    r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+$"
+)
 
 
 class AccountError(Exception):
@@ -32,6 +34,16 @@ def email_problem(email: str) -> str | None:
     if len(email) > 320 or not EMAIL_PATTERN.match(email):
         return f"{email!r} is not a valid email address."
     return None
+
+
+def clean_text(value: str | None, label: str, limit: int) -> str:
+    """A trimmed one-line text field (name, phone, picture), or AccountError."""
+    text = (value or "").strip()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise AccountError(f"{label} may not contain control characters.")
+    if len(text) > limit:
+        raise AccountError(f"{label} is longer than {limit} characters.")
+    return text
 
 
 def find_by_email(email: str) -> User | None:
@@ -62,8 +74,8 @@ def create_user(
     user = User(
         email=email,
         password_hash=passwords.hash_password(password) if password is not None else None,
-        name=(name or "").strip(),
-        phone=(phone or "").strip(),
+        name=clean_text(name, "Name", 200),
+        phone=clean_text(phone, "Phone", 40),
         is_admin=is_admin,
         email_verified=email_verified,
         app_metadata=app_metadata or {},
@@ -142,12 +154,14 @@ def set_password(
 
 def update_profile(user: User, *, name: str | None, phone: str | None, picture: str | None) -> None:
     """The user's own profile fields (the settings page), audited with the names changed."""
-    values = {"name": name, "phone": phone, "picture": picture}
-    changed = sorted(
-        field for field, value in values.items() if (value or "").strip() != getattr(user, field)
-    )
+    values = {
+        "name": clean_text(name, "Name", 200),
+        "phone": clean_text(phone, "Phone", 40),
+        "picture": clean_text(picture, "Picture", 2048),
+    }
+    changed = sorted(field for field, value in values.items() if value != getattr(user, field))
     for field, value in values.items():
-        setattr(user, field, (value or "").strip())
+        setattr(user, field, value)
     if not changed:
         return
     user.updated_at = utcnow()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
 from oauth.accounts import consents, passwords
@@ -25,12 +25,17 @@ def profile():
     user = _user()
     form = ProfileForm(obj=user)
     if form.validate_on_submit():
-        accounts.update_profile(
-            user, name=form.name.data, phone=form.phone.data, picture=form.picture.data
-        )
-        flash("Profile saved.", "success")
-        return redirect(url_for("settings.profile"))
-    return render_template("profile.html", form=form, password_form=PasswordChangeForm())
+        try:
+            accounts.update_profile(
+                user, name=form.name.data, phone=form.phone.data, picture=form.picture.data
+            )
+        except accounts.AccountError as error:
+            flash(str(error), "error")
+        else:
+            flash("Profile saved.", "success")
+            return redirect(url_for("settings.profile"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("profile.html", form=form, password_form=PasswordChangeForm()), status
 
 
 def _security_page(password_form: PasswordChangeForm, status: int = 200):

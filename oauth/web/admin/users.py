@@ -49,15 +49,15 @@ def user_edit(user_id: str):
             except user_admin.UserAdminError as error:
                 field.errors.append(str(error))
         if len(parsed) == 2:
-            changed = user_admin.update_user(
-                user,
-                actor_id=actor(),
-                name=(form.name.data or "").strip(),
-                phone=(form.phone.data or "").strip(),
-                **parsed,
-            )
-            flash("Saved." if changed else "Nothing changed.", "success" if changed else "info")
-            return redirect(url_for("admin.user_edit", user_id=user.id))
+            try:
+                changed = user_admin.update_user(
+                    user, actor_id=actor(), name=form.name.data, phone=form.phone.data, **parsed
+                )
+            except user_admin.UserAdminError as error:
+                flash(str(error), "error")
+            else:
+                flash("Saved." if changed else "Nothing changed.", "success" if changed else "info")
+                return redirect(url_for("admin.user_edit", user_id=user.id))
     status = 400 if request.method == "POST" else 200
     return render_template(
         "admin/user_edit.html",
