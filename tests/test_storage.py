@@ -161,3 +161,15 @@ def test_two_apps_in_one_process_keep_their_own_databases(make_app, tmp_path):
 def test_models_refuse_to_work_outside_an_application_context(app):
     with pytest.raises(peewee.InterfaceError, match="application context"):
         User.select().count()
+
+
+def test_a_new_sqlite_database_is_private_to_its_owner(make_app, tmp_path):
+    """It holds the private signing keys: 0600, and so are SQLite's -wal and -shm files."""
+    path = tmp_path / "private.db"
+    app = make_app(DATABASE_URL=f"sqlite:///{path}")
+    with app.test_request_context():
+        User.select().count()  # opens the WAL
+        for file in (path, path.with_name("private.db-wal"), path.with_name("private.db-shm")):
+            if file.exists():
+                assert file.stat().st_mode & 0o777 == 0o600, file
+    assert path.exists()

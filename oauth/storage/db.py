@@ -11,6 +11,7 @@ Every request opens (or takes from the pool) one connection and gives it back on
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 from pathlib import Path
@@ -122,6 +123,7 @@ def init_app(app: Flask) -> None:
         folder = Path(db.database).parent
         if not folder.is_dir():
             raise ConfigError(f"PORTCULLIS_DATABASE_URL: folder {folder} does not exist")
+        _create_private(Path(db.database))
     app.extensions[EXTENSION] = db
     _check_connection(db, url)
 
@@ -130,6 +132,19 @@ def init_app(app: Flask) -> None:
     def _close_connection(exc):
         if not database.is_closed():
             database.close()
+
+
+def _create_private(path: Path) -> None:
+    """A new SQLite file is readable by its owner only: it holds the private signing keys.
+    SQLite gives its -wal and -shm files the same permissions."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise ConfigError(
+            f"PORTCULLIS_DATABASE_URL: cannot create {path} ({error.strerror})"
+        ) from None
 
 
 def _check_connection(db: peewee.Database, url: str) -> None:
