@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlencode
 
 import pytest
 
@@ -425,3 +426,42 @@ def test_purge_needs_a_positive_number_of_days(reg_app):
         result = runner.invoke(args=["clients", "purge", *args])
         assert result.exit_code == 1
         assert "Traceback" not in result.output
+
+
+def _authorize_query(client_id: str, **overrides) -> str:
+    params = {
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "code_challenge": "x" * 43,
+        "code_challenge_method": "S256",
+        "state": "s",
+        **overrides,
+    }
+    return "/oauth/authorize?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"response_type": "token"},
+        {"scope": "openid admin:everything"},
+        {"code_challenge_method": "plain"},
+        {"prompt": "none"},  # nobody signed in: login_required, without any interaction
+    ],
+)
+def test_a_self_registered_client_gets_no_silent_error_redirects(http, overrides):
+    """RFC 9700 §4.11.2: no redirect to an unvetted URI without user interaction."""
+    client_id = register(http, client_name="Anyone").get_json()["client_id"]
+    response = http.get(_authorize_query(client_id, **overrides))
+    assert 400 <= response.status_code < 500
+    assert "Location" not in response.headers
+    assert REDIRECT not in response.get_data(as_text=True)
+
+
+def test_a_manual_client_still_gets_its_error_redirects(reg_app, http):
+    client_id, _ = make_client(reg_app, redirect_uris=(REDIRECT,))
+    response = http.get(_authorize_query(client_id, response_type="token"))
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(REDIRECT)
+    assert "error=unsupported_response_type" in response.headers["Location"]

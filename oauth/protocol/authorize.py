@@ -83,17 +83,20 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
     """Check a /oauth/authorize request and return it stored (status pending).
 
     Until the client and redirect URI are known good, problems are shown on an error page
-    (``AuthorizationPageError``); after, they go back to the client (``RedirectError``).
+    (``AuthorizationPageError``); after, they go back to the client (``RedirectError``),
+    unless the client registered itself (``untrusted``): then the page too.
     """
     client, redirect_uri, redirect_uri_sent = _client_and_redirect_uri(args)
-    if any("\x00" in value for value in args.values()):
-        raise RedirectError(
-            redirect_uri, "invalid_request", "Parameters may not contain NUL.", None
-        )
-    state = args.get("state")
+    has_nul = any("\x00" in value for value in args.values())
+    state = None if has_nul else args.get("state")
 
     def fail(error: str, description: str):
+        if untrusted(client):
+            raise AuthorizationPageError("Invalid request", description)
         raise RedirectError(redirect_uri, error, description, state)
+
+    if has_nul:
+        fail("invalid_request", "Parameters may not contain NUL.")
 
     _check_request_shape(args, client, fail)
     scopes = parse_scope(args.get("scope")) or parse_scope(current_app.config["DEFAULT_SCOPE"])
@@ -254,18 +257,26 @@ def load_pending(authorization_id: str | None) -> AuthorizationRequest:
     return row
 
 
+def untrusted(client) -> bool:
+    """A self-registered client: its redirect URI was never checked by anyone (RFC 9700
+    §4.11.2), so errors that need no user interaction are shown here, not sent there."""
+    return client.registration_type == "dynamic"
+
+
+def _silent_error(row: AuthorizationRequest, user: User | None, error: str, description: str):
+    """Answer a prompt=none request that cannot be answered silently."""
+    _finish(row, user, approved=False)
+    if untrusted(row.client):
+        raise AuthorizationPageError("Sign-in needed", description)
+    return Outcome("redirect", error_location(row.redirect_uri, error, description, row.state))
+
+
 def decide(row: AuthorizationRequest, user: User | None) -> Outcome:
     """Continue a pending request for the browser's user: log in, ask consent, or answer."""
     prompts = set((row.prompt or "").split())
     if needs_login(row, user):
         if "none" in prompts:
-            _finish(row, user, approved=False)
-            return Outcome(
-                "redirect",
-                error_location(
-                    row.redirect_uri, "login_required", "The user is not signed in.", row.state
-                ),
-            )
+            return _silent_error(row, user, "login_required", "The user is not signed in.")
         return Outcome("login")
     if row.user_id not in (None, user.id):
         raise AuthorizationPageError(
@@ -274,15 +285,8 @@ def decide(row: AuthorizationRequest, user: User | None) -> Outcome:
     if "consent" not in prompts and consents.covers(user, row.client_id, row.scopes):
         return Outcome("redirect", approve(row, user, remember=False))
     if "none" in prompts:
-        _finish(row, user, approved=False)
-        return Outcome(
-            "redirect",
-            error_location(
-                row.redirect_uri,
-                "consent_required",
-                "The user has not granted these scopes.",
-                row.state,
-            ),
+        return _silent_error(
+            row, user, "consent_required", "The user has not granted these scopes."
         )
     if row.user_id is None:
         AuthorizationRequest.update(user=user).where(AuthorizationRequest.id == row.id).execute()
