@@ -227,3 +227,14 @@ def test_pages_render_one_base_layout_with_flashes(auth, client):
     html = client.get("/login").get_data(as_text=True)
     assert 'name="viewport"' in html and "style.css" in html
     assert re.search(r'<div class="flashes"', auth.login(password="bad").get_data(as_text=True))
+
+
+def test_pages_allow_only_our_own_resources_and_are_never_cached(client):
+    """Issue 9 (smaller ones): default-src 'self' and no-store on the HTML pages."""
+    for path in ("/login", "/signup"):
+        response = client.get(path)
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert "script-src" not in policy and "'unsafe-inline'" not in policy
+        assert response.headers["Cache-Control"] == "no-store"
+    assert "no-store" not in client.get("/.well-known/jwks.json").headers.get("Cache-Control", "")
