@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import time
 
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask, current_app, make_response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -17,7 +16,7 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from oauth.accounts.users import normalise_email
-from oauth.protocol.responses import oauth_error
+from oauth.protocol.responses import basic_client_id, oauth_error
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 
@@ -78,7 +77,10 @@ def attempts() -> AttemptCounter:
 
 
 def _client_id_of_request() -> str:
-    client_id, _ = extract_basic_authorization(request.headers)
+    try:
+        client_id = basic_client_id()
+    except ValueError:
+        client_id = None  # the view answers invalid_client; count it under the body's id
     return str(client_id or request.form.get("client_id") or "-")[:64]
 
 

@@ -56,7 +56,8 @@ def _extra_metadata(body: dict) -> dict:
     return extras
 
 
-def _check_grant_and_response_types(body: dict) -> list | Any:
+def _check_grant_and_response_types(body: dict) -> Any:
+    """The grant types to register (the defaults when omitted), or ClientError."""
     grant_types = body.get("grant_types")
     if grant_types is None:
         grant_types = list(clients.DEFAULT_GRANT_TYPES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import jsonify, request
 
 # Paths that answer clients in JSON, errors included (never an HTML page).
@@ -46,6 +47,19 @@ def bearer_token(*, form: bool = True) -> str | None:
     ):
         return request.form.get("access_token")
     return None
+
+
+def basic_client_id() -> str | None:
+    """The client id of this request's Basic credentials (None without any).
+
+    ValueError when they cannot be decoded (not base64, not UTF-8): the caller answers
+    ``invalid_client``; nothing may assume well-formed credentials.
+    """
+    try:
+        client_id, _ = extract_basic_authorization(request.headers)
+    except (ValueError, UnicodeError) as error:
+        raise ValueError("malformed Basic credentials") from error
+    return client_id
 
 
 def bearer_challenge(

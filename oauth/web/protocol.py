@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from oauth.plugins.hookspecs import TokenDenied
@@ -16,6 +15,7 @@ from oauth.plugins.host import host as plugin_host
 from oauth.protocol import registration
 from oauth.protocol.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from oauth.protocol.responses import (
+    basic_client_id,
     bearer_challenge,
     bearer_token,
     invalid_token,
@@ -60,8 +60,8 @@ def _one_client_per_request():
     if request.endpoint not in CLIENT_AUTH_ENDPOINTS or request.method != "POST":
         return None
     try:
-        header_id, _ = extract_basic_authorization(request.headers)
-    except (ValueError, UnicodeError):  # e.g. credentials that are not UTF-8
+        header_id = basic_client_id()
+    except ValueError:  # e.g. credentials that are not UTF-8
         return oauth_error(
             401, "invalid_client", "Malformed client credentials.",
             {"WWW-Authenticate": 'Basic realm="portcullis"'},
