@@ -12,6 +12,7 @@ from oauth import cli, config, ratelimit, web
 from oauth.accounts import login, passwords
 from oauth.plugins import host as plugin_host
 from oauth.protocol import server
+from oauth.ratelimit import passwords as password_limits
 from oauth.registry import cache as registry_cache
 from oauth.storage import db
 from oauth.storage.migrations import migrate
@@ -66,6 +67,7 @@ def setup_security(app: Flask) -> None:
     app.extensions["portcullis.csrf"] = CSRFProtect(app)
     passwords.init_app(app)
     ratelimit.init_app(app)
+    password_limits.init_app(app)
     app.after_request(_security_headers)
 
 

@@ -56,8 +56,12 @@ def defaults(app: Flask) -> dict:
         "ALLOW_DYNAMIC_REGISTRATION": False,
         "AUTO_MIGRATE": True,
         "RATELIMIT_ENABLED": True,
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "LOGIN_RATE_LIMIT": "10 per minute",
+        "RATELIMIT_STORAGE_URI": "database://",
+        # Failed password checks: per account from one IP (stepped: a back-off), per IP over
+        # all accounts, per account from browsers that never signed in to it (device cookies).
+        "LOGIN_RATE_LIMIT": "10 per minute; 30 per hour; 100 per day",
+        "LOGIN_IP_RATE_LIMIT": "50 per minute; 300 per hour",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "100 per hour",
         "SIGNUP_RATE_LIMIT": "10 per hour",
         # argon2id cost: the RFC 9106 "second recommended" profile (64 MiB, 3 passes).
         "ARGON2_TIME_COST": 3,
