@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
 from oauth import cli, config, ratelimit, web
@@ -104,6 +104,8 @@ def _security_headers(response):
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
+    if current_app.config["SESSION_COOKIE_SECURE"]:  # an https issuer: browsers stay on https
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 
