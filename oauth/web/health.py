@@ -6,6 +6,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 
+from oauth.accounts import mail
 from oauth.storage.db import database
 
 bp = Blueprint("health", __name__)
@@ -30,4 +31,5 @@ def healthz():
     except Exception as error:  # any driver failure means "not healthy"
         log.warning("health check: database unavailable: %s", type(error).__name__)
         return jsonify(status="unavailable", database="error"), 503
-    return jsonify(status="ok", database="ok")
+    # Mail that fails is reported, not fatal: the server keeps serving (and retrying).
+    return jsonify(status="ok", database="ok", mail=mail.health())
