@@ -104,6 +104,9 @@ def make_app(database_url, tmp_path):
 
     yield factory
     for app in built:
+        sender = app.extensions.get("portcullis.mail")
+        if sender is not None:  # its background thread must not outlive the test's database
+            sender.join(timeout=10)
         db = app.extensions["portcullis.database"]
         if hasattr(db, "close_all"):
             db.close_all()
