@@ -18,6 +18,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
+from tests.mail_helpers import smtp  # noqa: F401  # the real SMTP server fixture, for every module
 
 PG_ADMIN_URL = os.environ.get(
     "PORTCULLIS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

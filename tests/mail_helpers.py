@@ -33,7 +33,7 @@ class Inbox:
         self.delay = 0.0
         self._arrived = threading.Condition()
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802  # aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook name
         if self.delay:
             time.sleep(self.delay)  # a slow server (blocks its own thread only)
         if self.refuse:
@@ -127,10 +127,14 @@ class SMTPServer:
 
     def _authenticator(self, login: tuple[str, str]):
         def check(server, session, envelope, mechanism, auth_data):
-            ok = isinstance(auth_data, LoginPassword) and (
-                auth_data.login.decode(),
-                auth_data.password.decode(),
-            ) == login
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and (
+                    auth_data.login.decode(),
+                    auth_data.password.decode(),
+                )
+                == login
+            )
             self.logins.append(auth_data.login.decode() if ok else "refused")
             return AuthResult(success=ok, handled=False)
 

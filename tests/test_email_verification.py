@@ -11,7 +11,7 @@ import pytest
 from oauth.security import sha256_hex
 from oauth.storage.models import AccountToken, AuditEvent, MailOutbox, User
 from tests.conftest import AuthActions, csrf_token_from
-from tests.mail_helpers import link_in, smtp, text_of, token_of, wait_for_sender  # noqa: F401
+from tests.mail_helpers import link_in, text_of, token_of, wait_for_sender
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -152,7 +152,9 @@ def test_resend_is_limited_per_ip(make_app, server):
     browser = app.test_client()
     csrf = csrf_token_from(browser.get("/login").get_data(as_text=True))
     answers = [
-        browser.post("/verify-email/resend", data={"email": f"u{i}@example.com", "csrf_token": csrf})
+        browser.post(
+            "/verify-email/resend", data={"email": f"u{i}@example.com", "csrf_token": csrf}
+        )
         for i in range(3)
     ]
     assert [a.status_code for a in answers] == [200, 200, 429]
@@ -202,7 +204,9 @@ def test_required_sign_up_answers_the_same_for_a_taken_address(make_app, server)
     assert page("owner@example.com") == page("fresh@example.com")
     messages = server.inbox.wait_for(2)
     by_address = {m["To"]: m for m in messages}
-    assert by_address["owner@example.com"]["Subject"] == "Someone tried to sign up with your address"
+    assert (
+        by_address["owner@example.com"]["Subject"] == "Someone tried to sign up with your address"
+    )
     assert "/forgot-password" in text_of(by_address["owner@example.com"])
     assert link_in(by_address["fresh@example.com"], "/verify-email")
     with app.app_context():
@@ -237,7 +241,9 @@ def test_a_new_address_is_verified_before_it_replaces_the_old(make_app, server):
     auth.create_user("old@example.com", email_verified=True)
     auth.login("old@example.com")
     wrong = change_email(client, "new@example.com", password="not my password")
-    assert wrong.status_code == 400 and "Current password is incorrect" in wrong.get_data(as_text=True)
+    assert wrong.status_code == 400 and "Current password is incorrect" in wrong.get_data(
+        as_text=True
+    )
     assert change_email(client, "New@Example.com").status_code == 302
     (message,) = server.inbox.wait_for(1)
     assert message["To"] == "new@example.com"

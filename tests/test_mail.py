@@ -15,10 +15,9 @@ from email.parser import BytesParser
 import pytest
 
 from oauth.accounts import mail
-from oauth.config import ConfigError
 from oauth.storage.models import AuditEvent, MailOutbox, User, utcnow
 from tests.conftest import csrf_token_from
-from tests.mail_helpers import html_of, link_in, smtp, text_of, wait_for_sender  # noqa: F401
+from tests.mail_helpers import html_of, link_in, text_of, wait_for_sender
 
 # aiosmtpd leaves its server-side socket of a STARTTLS session to the garbage collector.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -63,7 +62,9 @@ def test_default_writes_one_eml_per_message_and_logs_its_path(make_app, caplog):
 
 def test_plain_smtp_delivers_text_and_html_with_links_from_the_issuer(make_app, smtp):
     server = smtp()
-    app = make_app(MAIL_URL=server.url, ISSUER="https://auth.example.com", MAIL_FROM="Auth <a@x.example>")
+    app = make_app(
+        MAIL_URL=server.url, ISSUER="https://auth.example.com", MAIL_FROM="Auth <a@x.example>"
+    )
     sign_up(app.test_client())
     (message,) = server.inbox.wait_for(1)
     assert server.inbox.envelopes == [("a@x.example", ["new@example.com"])]

@@ -13,7 +13,7 @@ import pytest
 from oauth.security import sha256_hex
 from oauth.storage.models import AccountToken, AuditEvent, MailOutbox, User
 from tests.conftest import AuthActions, csrf_token_from
-from tests.mail_helpers import link_in, smtp, text_of, token_of, wait_for_sender  # noqa: F401
+from tests.mail_helpers import link_in, text_of, token_of, wait_for_sender
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -44,7 +44,11 @@ def reset(client, link, password="brand new password", confirm=None):
     page = client.get("/reset-password?token=" + token)
     if page.status_code != 200:
         return page
-    data = {"token": token, "password": password, "csrf_token": csrf_token_from(page.get_data(as_text=True))}
+    data = {
+        "token": token,
+        "password": password,
+        "csrf_token": csrf_token_from(page.get_data(as_text=True)),
+    }
     if confirm is not None:
         data["password_confirm"] = confirm
     return client.post("/reset-password", data=data)
