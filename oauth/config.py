@@ -133,7 +133,8 @@ def key_encryption_secrets(config) -> list[str]:
     explicit = config.get("KEY_ENCRYPTION_KEY")
     if explicit:
         return list(explicit)
-    return [str(config["SECRET_KEY"])]
+    secret = config["SECRET_KEY"]
+    return [secret.decode("latin-1") if isinstance(secret, bytes) else str(secret)]
 
 
 def key_encryption_setting(config) -> str:

@@ -71,7 +71,11 @@ NONCE_BYTES = 12
 
 class KeyDecryptionError(Exception):
     """A stored private key the configured KEKs cannot open. The message names the key id
-    and the KEK id, never key material."""
+    and the KEK id, never key material; ``missing_kek``: its KEK is not configured."""
+
+    def __init__(self, message: str, *, missing_kek: bool = False) -> None:
+        super().__init__(message)
+        self.missing_kek = missing_kek
 
 
 def derive_kek(secret: str) -> bytes:
@@ -141,7 +145,8 @@ class KeyRing:
         if not candidates:
             raise KeyDecryptionError(
                 f"signing key {kid} is encrypted under key-encryption key {kek_id}, "
-                f"which is not configured (configured: {', '.join(self.ids)})"
+                f"which is not configured (configured: {', '.join(self.ids)})",
+                missing_kek=True,
             )
         try:
             raw = base64.urlsafe_b64decode(stored.split(".")[2] + "==")

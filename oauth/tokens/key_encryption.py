@@ -71,7 +71,8 @@ def open_private_key(row: SigningKey) -> str | None:
         return keyring().decrypt(stored, kid=row.kid, alg=row.alg)
     except KeyDecryptionError as error:
         setting = key_encryption_setting(current_app.config)
-        raise KeyEncryptionError(f"{setting}: {error}; {_hint()}") from None
+        hint = f"; {_hint()}" if error.missing_kek else ""
+        raise KeyEncryptionError(f"{setting}: {error}{hint}") from None
 
 
 def protection(row: SigningKey) -> str | None:
