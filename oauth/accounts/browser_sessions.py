@@ -121,12 +121,3 @@ def purge(now: dt.datetime | None = None) -> int:
         over |= BrowserSession.last_seen_at <= now - idle
     with write_transaction():
         return BrowserSession.delete().where(over).execute()
-
-
-def list_for(user: User) -> list[BrowserSession]:
-    """The user's sessions, newest first (for a future "your sessions" page)."""
-    return list(
-        BrowserSession.select()
-        .where(BrowserSession.user == user.id)
-        .order_by(BrowserSession.created_at.desc())
-    )

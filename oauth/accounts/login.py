@@ -61,11 +61,11 @@ def sign_in(user: User, method: str = "pwd") -> None:
 
 def sign_out() -> None:
     """End this browser's session (audited when someone was signed in)."""
-    session_id = session.get("_user_id")
+    user_id = current_user.id if current_user.is_authenticated else None  # before the row goes
     with write_transaction():
-        browser_sessions.end(session_id)
-        if current_user.is_authenticated:
-            audit.record("logout", user_id=current_user.id)
+        browser_sessions.end(session.get("_user_id"))
+        if user_id is not None:
+            audit.record("logout", user_id=user_id)
     logout_user()
     session.clear()
 
