@@ -53,7 +53,9 @@ def setup_storage(app: Flask) -> None:
     """This app's database (pooled, checked once) and its schema (AUTO_MIGRATE)."""
     db.init_app(app)
     if app.config["AUTO_MIGRATE"]:
-        migrate(app.extensions[db.EXTENSION])
+        # In the app's context: a data migration may need its settings (0007: the KEK).
+        with app.app_context():
+            migrate(app.extensions[db.EXTENSION])
 
 
 def setup_plugins(app: Flask) -> None:
