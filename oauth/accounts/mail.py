@@ -22,6 +22,7 @@ import threading
 import time
 from urllib.parse import urlencode, urlsplit
 
+import peewee
 from flask import Flask, current_app, request
 
 from oauth import audit
@@ -356,5 +357,9 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _retry_due_mail():
-        if request.endpoint != "health.livez":  # the probe that touches nothing
+        if (request.endpoint or "").startswith("health."):
+            return  # the probes answer about the database themselves
+        try:
             dispatcher.poll()
+        except peewee.DatabaseError as error:  # the page itself will meet the problem, or not
+            log.warning("mail: cannot look for due mail: %s", type(error).__name__)
