@@ -13,7 +13,6 @@ from oauth.tokens import keys
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
 from tests.oauth_helpers import basic_auth_header as basic
 
-
 API = "https://api.example/"
 
 
