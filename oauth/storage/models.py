@@ -267,6 +267,11 @@ class Api(BaseModel):
     name = peewee.CharField(max_length=200)
     scopes = JSONField(default=list)  # [{"value": "read:things", "description": "..."}]
     token_ttl = peewee.IntegerField(default=3600)
+    # The client the resource server itself authenticates as: it may introspect the tokens
+    # whose ``aud`` names this API (RFC 7662). None: only each token's own client may.
+    resource_server = peewee.ForeignKeyField(
+        Client, null=True, on_delete="SET NULL", backref="served_apis"
+    )
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
