@@ -314,3 +314,28 @@ def test_admin_and_cli_users_can_be_marked_verified(make_app, server):
     with app.app_context():
         event = AuditEvent.get(AuditEvent.event_type == "email.verified")
         assert event.details["via"] == "admin" and event.details["actor"]
+
+
+def test_every_field_error_of_the_change_form_at_once(make_app, server):
+    app = mail_app(make_app, server)
+    client = app.test_client()
+    auth = AuthActions(client, app)
+    auth.create_user("me@example.com")
+    auth.login("me@example.com")
+    response = change_email(client, "me@example.com", password="not my password")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "already your email address" in body and "Current password is incorrect" in body
+    assert body.count('aria-invalid="true"') == 2
+
+
+def test_with_verification_off_the_address_changes_at_once_unverified(make_app, server):
+    app = mail_app(make_app, server, EMAIL_VERIFICATION="off")
+    client = app.test_client()
+    auth = AuthActions(client, app)
+    auth.create_user("me@example.com", email_verified=True)
+    auth.login("me@example.com")
+    assert change_email(client, "moved@example.com").status_code == 302
+    assert not verified(app, "moved@example.com")
+    wait_for_sender(app)
+    assert server.inbox.messages == []

@@ -287,3 +287,23 @@ def test_cli_send_test_reports_a_failure(make_app, runner_for):
 @pytest.fixture
 def runner_for():
     return lambda app: app.test_cli_runner()
+
+
+def test_an_unwritable_outbox_folder_is_a_reported_failure(make_app, tmp_path):
+    (tmp_path / "blocker").write_text("a file where the folder should be")
+    app = make_app(MAIL_URL=f"file://{tmp_path}/blocker/outbox")
+    assert sign_up(app.test_client()).status_code == 302
+    wait_for_sender(app)
+    (row,) = outbox_rows(app)
+    assert row.status == "pending" and row.last_error.startswith("cannot write to ")
+
+
+def test_healthz_shows_the_mail_error_text_to_this_machine_only(make_app):
+    app = make_app(MAIL_URL="smtp://127.0.0.1:9", MAIL_TIMEOUT=2)
+    client = app.test_client()
+    sign_up(client)
+    wait_for_sender(app)
+    local = client.get("/healthz").get_json()["mail"]
+    remote = client.get("/healthz", environ_base={"REMOTE_ADDR": "203.0.113.7"}).get_json()
+    assert "127.0.0.1:9" in local["last_error"]
+    assert remote["mail"]["status"] == "failing" and "last_error" not in remote["mail"]

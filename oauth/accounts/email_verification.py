@@ -139,19 +139,28 @@ def _switch_address(user: User, new_email: str) -> None:
     mail.queue("email_changed", old_email, user_id=user.id, new_email=new_email)
 
 
+def change_problem(user: User, new_email: str) -> str | None:
+    """Why ``user`` cannot move to ``new_email``, or None."""
+    new_email = accounts.normalise_email(new_email)
+    problem = accounts.email_problem(new_email)
+    if problem:
+        return problem
+    if new_email == user.email:
+        return "That is already your email address."
+    if accounts.find_by_email(new_email) is not None:
+        return f"{new_email} is already used by another account."
+    return None
+
+
 def request_change(user: User, new_email: str) -> str:
     """Start changing the address: the new one gets a link; the old stays until it is used.
 
     With EMAIL_VERIFICATION=off the address changes at once and is unverified.
     """
-    new_email = accounts.normalise_email(new_email)
-    problem = accounts.email_problem(new_email)
+    problem = change_problem(user, new_email)
     if problem:
         raise accounts.AccountError(problem)
-    if new_email == user.email:
-        raise accounts.AccountError("That is already your email address.")
-    if accounts.find_by_email(new_email) is not None:
-        raise accounts.AccountError(f"{new_email} is already used by another account.")
+    new_email = accounts.normalise_email(new_email)
     try:
         with write_transaction():
             if mode() == "off":

@@ -65,7 +65,11 @@ def send(url: str, mail: EmailMessage, timeout: float) -> str:
     """Hand ``mail`` over; returns where it went (a file path or the SMTP host)."""
     parts = urlsplit(url)
     if parts.scheme == "file":
-        return _write_file(Path(unquote(parts.path)), mail)
+        folder = Path(unquote(parts.path))
+        try:
+            return _write_file(folder, mail)
+        except OSError as error:
+            raise MailError(f"cannot write to {folder}: {error.strerror}") from None
     try:
         return _send_smtp(parts, mail, timeout)
     except smtplib.SMTPAuthenticationError as error:

@@ -63,6 +63,9 @@ def change_email():
     user = _user()
     email_form = EmailChangeForm()
     if email_form.validate_on_submit():
+        problem = email_verification.change_problem(user, email_form.new_email.data)
+        if problem:  # shown with the password's error, if any: every field error at once
+            email_form.new_email.errors.append(problem)
         try:
             proven = _current_password_proven(user, email_form.current_password.data)
         except Throttled as throttled:
@@ -73,23 +76,26 @@ def change_email():
             return page, 429, {"Retry-After": str(throttled.retry_after)}
         if not proven:
             email_form.current_password.errors.append("Current password is incorrect.")
-        elif not address_allowed(email_form.new_email.data):
-            email_form.new_email.errors.append("Too many mails to this address; try again later.")
-        else:
-            try:
-                new_email = email_verification.request_change(user, email_form.new_email.data)
-            except accounts.AccountError as error:
-                email_form.new_email.errors.append(str(error))
-            else:
-                if email_verification.mode() == "off":
-                    flash(f"Your email address is now {new_email}.", "success")
-                else:
-                    flash(
-                        f"We sent a link to {new_email}. Your address changes when you open it.",
-                        "success",
-                    )
-                return redirect(url_for("settings.profile"))
+        elif not problem and _request_change(user, email_form):
+            return redirect(url_for("settings.profile"))
     return _profile_page(ProfileForm(obj=user, formdata=None), email_form, 400)
+
+
+def _request_change(user: User, email_form: EmailChangeForm) -> bool:
+    """Mail the link (or, with verification off, change at once); False with a field error."""
+    if not address_allowed(email_form.new_email.data):
+        email_form.new_email.errors.append("Too many mails to this address; try again later.")
+        return False
+    try:
+        new_email = email_verification.request_change(user, email_form.new_email.data)
+    except accounts.AccountError as error:
+        email_form.new_email.errors.append(str(error))
+        return False
+    if email_verification.mode() == "off":
+        flash(f"Your email address is now {new_email}.", "success")
+    else:
+        flash(f"We sent a link to {new_email}. Your address changes when you open it.", "success")
+    return True
 
 
 def _security_page(password_form: PasswordChangeForm, status: int = 200):
