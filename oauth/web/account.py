@@ -102,9 +102,13 @@ def resend_verification():
         abort(404)
     if current_user.is_authenticated:
         user = current_user._get_current_object()
-        if not user.email_verified and address_allowed(user.email):
+        if user.email_verified:
+            flash(f"{user.email} is already confirmed.", "info")
+        elif address_allowed(user.email):
             email_verification.resend_for(user)
-        flash(f"We sent a new confirmation link to {user.email}.", "success")
+            flash(f"We sent a new confirmation link to {user.email}.", "success")
+        else:
+            flash("We sent several links already: look for them, or try again later.", "error")
         return redirect(url_for("settings.profile"))
     email = accounts.normalise_email(form.email.data or "")
     if accounts.email_problem(email):
