@@ -9,8 +9,12 @@ import pytest
 
 from oauth.accounts import users as accounts
 from oauth.storage.models import User
+from tests import test_browser
 from tests.mail_helpers import link_in, wait_for_sender
-from tests.test_browser import PASSWORD, Shots, browser, database_url, page  # noqa: F401
+from tests.test_browser import PASSWORD, Shots
+
+# The browser, its pages and the SQLite-only database of the other browser tests.
+browser, page, database_url = test_browser.browser, test_browser.page, test_browser.database_url
 
 pytestmark = [
     pytest.mark.browser,
