@@ -20,11 +20,11 @@ from authlib.oauth2.rfc6749.errors import (
     OAuth2Error,
     UnauthorizedClientError,
 )
-from flask import current_app
 
 from oauth import audit
 from oauth.accounts import consents
 from oauth.plugins.hookspecs import TokenContext
+from oauth.protocol import resources
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
@@ -49,6 +49,18 @@ def s256(verifier: str) -> str:
 def require_grant_type(client, grant_type: str) -> None:
     if not client.check_grant_type(grant_type):
         raise UnauthorizedClientError(f"This client may not use grant_type={grant_type}.")
+
+
+def check_resource(grant, granted_audience: str) -> None:
+    """RFC 8707 at the token endpoint: ``resource``, if sent, names the audience granted, and
+    that audience is still a user-token audience (a registered API or DEFAULT_AUDIENCE)."""
+    sent = grant.request.payload.datalist.get("resource", [])
+    if len(sent) > 1:
+        raise InvalidTargetError("Ask for one resource per token.")
+    if sent and resources.audience_of(sent[0]) != granted_audience:
+        raise InvalidTargetError("'resource' was not granted by this authorization.")
+    if not resources.is_user_audience(granted_audience):
+        raise InvalidTargetError("The resource of this grant is not a registered API.")
 
 
 def _authenticate(grant, grant_type: str, parameter: str):
@@ -78,9 +90,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             raise InvalidGrantError("The authorization code has expired.")
         self._check_redirect_uri(row)
         self._check_code_verifier(row)
-        resource = self.request.form.get("resource")
-        if resource and resource != row.resource:
-            raise InvalidTargetError("'resource' differs from the authorization request.")
+        check_resource(self, resources.audience_of(row.resource))
         user = User.get_or_none(User.id == row.user_id)
         if user is None or user.disabled:
             raise InvalidGrantError("The user of this authorization code is not active.")
@@ -120,7 +130,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             user=user,
             client=client,
             scope=row.scope,
-            audience=row.resource or current_app.config["DEFAULT_AUDIENCE"],
+            audience=resources.audience_of(row.resource),
             auth_time=row.auth_time or int(time.time()),
             amr=row.amr or ["pwd"],
         )
@@ -159,6 +169,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def validate_token_request(self):
         client, plain = _authenticate(self, "refresh_token", "refresh_token")
         row, session = refresh.find_for_use(plain, client)
+        check_resource(self, session.audience)
         user = User.get_or_none(User.id == session.user_id)
         if user is None or user.disabled:
             raise InvalidGrantError("The user of this refresh token is not active.")
