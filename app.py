@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
 from oauth import cli, config, ratelimit, web
 from oauth.accounts import login, passwords
 from oauth.plugins import host as plugin_host
 from oauth.protocol import server
+from oauth.ratelimit import passwords as password_limits
 from oauth.registry import cache as registry_cache
 from oauth.storage import db
 from oauth.storage.migrations import migrate
@@ -52,7 +53,9 @@ def setup_storage(app: Flask) -> None:
     """This app's database (pooled, checked once) and its schema (AUTO_MIGRATE)."""
     db.init_app(app)
     if app.config["AUTO_MIGRATE"]:
-        migrate(app.extensions[db.EXTENSION])
+        # In the app's context: a data migration may need its settings (0007: the KEK).
+        with app.app_context():
+            migrate(app.extensions[db.EXTENSION])
 
 
 def setup_plugins(app: Flask) -> None:
@@ -66,6 +69,7 @@ def setup_security(app: Flask) -> None:
     app.extensions["portcullis.csrf"] = CSRFProtect(app)
     passwords.init_app(app)
     ratelimit.init_app(app)
+    password_limits.init_app(app)
     app.after_request(_security_headers)
 
 
@@ -102,6 +106,8 @@ def _security_headers(response):
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
+    if current_app.config["SESSION_COOKIE_SECURE"]:  # an https issuer: browsers stay on https
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 

@@ -21,6 +21,8 @@ BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": Fals
 ENVIRONMENT_ONLY = ("INSTANCE_PATH",)
 # PORTCULLIS_TEST_* and PORTCULLIS_REQUIRE_* belong to the test suite and CI, not the server.
 HARNESS_PREFIXES = ("TEST_", "REQUIRE_")
+# The key that encrypts the private signing keys: 32 random characters or more.
+MIN_KEY_ENCRYPTION_KEY_LENGTH = 32
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,9 @@ def defaults(app: Flask) -> dict:
         "ISSUER": "http://127.0.0.1:5000",
         "DATABASE_URL": f"sqlite:///{Path(app.instance_path) / 'portcullis.db'}",
         "SECRET_KEY": None,
+        # Key-encryption keys of the private signing keys: None derives one from SECRET_KEY;
+        # else "new,old,...": the first encrypts, every one decrypts (rotation).
+        "KEY_ENCRYPTION_KEY": None,
         "PLUGINS_DIR": str(PROJECT_ROOT / "plugins"),
         "DISABLED_PLUGINS": [],
         "ACCESS_TOKEN_TTL": 3600,
@@ -56,8 +61,12 @@ def defaults(app: Flask) -> dict:
         "ALLOW_DYNAMIC_REGISTRATION": False,
         "AUTO_MIGRATE": True,
         "RATELIMIT_ENABLED": True,
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "LOGIN_RATE_LIMIT": "10 per minute",
+        "RATELIMIT_STORAGE_URI": "database://",
+        # Failed password checks: per account from one IP (stepped: a back-off), per IP over
+        # all accounts, per account from browsers that never signed in to it (device cookies).
+        "LOGIN_RATE_LIMIT": "10 per minute; 30 per hour; 100 per day",
+        "LOGIN_IP_RATE_LIMIT": "50 per minute; 300 per hour",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "100 per hour",
         "SIGNUP_RATE_LIMIT": "10 per hour",
         # argon2id cost: the RFC 9106 "second recommended" profile (64 MiB, 3 passes).
         "ARGON2_TIME_COST": 3,
@@ -93,6 +102,50 @@ def _normalise(app: Flask) -> None:
         disabled = [name.strip() for name in disabled.split(",") if name.strip()]
     config["DISABLED_PLUGINS"] = list(disabled)
     config["SESSION_COOKIE_SECURE"] = config["ISSUER"].startswith("https://")
+    config["KEY_ENCRYPTION_KEY"] = _key_encryption_keys(config["KEY_ENCRYPTION_KEY"])
+
+
+def _key_encryption_keys(value) -> list[str] | None:
+    """KEY_ENCRYPTION_KEY as a list (comma-separated in the environment, or a list in
+    instance/config.py); None when unset. The first one, which encrypts, must be long."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # the environment loader reads an all-digit value as a number
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            "PORTCULLIS_KEY_ENCRYPTION_KEY: expected comma-separated keys (new first), "
+            f"got {type(value).__name__}"
+        )
+    keys = list(dict.fromkeys(v.strip() for v in value if v.strip()))
+    if not keys:
+        return None
+    if len(keys[0]) < MIN_KEY_ENCRYPTION_KEY_LENGTH:
+        raise ConfigError(
+            f"PORTCULLIS_KEY_ENCRYPTION_KEY: the first key (the one that encrypts) has "
+            f"{len(keys[0])} characters; use at least {MIN_KEY_ENCRYPTION_KEY_LENGTH}, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return keys
+
+
+def key_encryption_secrets(config) -> list[str]:
+    """The secrets the key-encryption keys derive from, the encrypting one first:
+    KEY_ENCRYPTION_KEY's keys, or else SECRET_KEY."""
+    explicit = config.get("KEY_ENCRYPTION_KEY")
+    if explicit:
+        return list(explicit)
+    secret = config["SECRET_KEY"]
+    return [secret.decode("latin-1") if isinstance(secret, bytes) else str(secret)]
+
+
+def key_encryption_setting(config) -> str:
+    """The setting an operator fixes when a private key does not decrypt."""
+    if config.get("KEY_ENCRYPTION_KEY"):
+        return "PORTCULLIS_KEY_ENCRYPTION_KEY"
+    return "PORTCULLIS_KEY_ENCRYPTION_KEY (unset: derived from PORTCULLIS_SECRET_KEY)"
 
 
 def warn_unknown_variables(known: dict, environ=None) -> list[str]:

@@ -86,14 +86,18 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def make_app(database_url, tmp_path):
-    """Build apps on this test's database; every pooled connection is closed afterwards."""
+    """Build apps on this test's database; every pooled connection is closed afterwards.
+
+    The apps of one test share one secret key, as the workers of one deployment do (the
+    private signing keys are encrypted under a key derived from it)."""
     built = []
+    secret_key = "test-" + secrets.token_hex(16)
 
     def factory(**overrides):
         config = {
             "TESTING": True,
             "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-" + secrets.token_hex(16),
+            "SECRET_KEY": secret_key,
             "PLUGINS_DIR": str(tmp_path / "plugins"),
             **FAST_HASHING,
         }

@@ -238,3 +238,12 @@ def test_pages_allow_only_our_own_resources_and_are_never_cached(client):
         assert "script-src" not in policy and "'unsafe-inline'" not in policy
         assert response.headers["Cache-Control"] == "no-store"
     assert "no-store" not in client.get("/.well-known/jwks.json").headers.get("Cache-Control", "")
+
+
+def test_an_https_issuer_sends_hsts_and_secure_cookies(make_app):
+    http = make_app(ISSUER="https://auth.example.com").test_client()
+    response = http.get("/login")
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert "Secure" in response.headers["Set-Cookie"]
+    plain = make_app().test_client().get("/login")
+    assert "Strict-Transport-Security" not in plain.headers

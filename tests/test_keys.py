@@ -13,7 +13,7 @@ import pytest
 
 from oauth.storage.models import SigningKey
 from oauth.tokens import jose as jwt
-from oauth.tokens import keys
+from oauth.tokens import key_encryption, keys
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 
@@ -386,7 +386,7 @@ def test_cli_list_add_rotate_revoke(app, runner):
     ready(app)
     with app.app_context():
         first = keys.signing_key().kid
-        private_pems = [k.private_pem for k in SigningKey.select()]
+        private_pems = [key_encryption.open_private_key(k) for k in SigningKey.select()]
 
     listing = runner.invoke(args=["keys", "list"])
     assert listing.exit_code == 0, listing.output
@@ -396,7 +396,7 @@ def test_cli_list_add_rotate_revoke(app, runner):
     assert added.exit_code == 0, added.output
     with app.app_context():
         standby = SigningKey.get(SigningKey.state == "standby")
-        private_pems.append(standby.private_pem)
+        private_pems.append(key_encryption.open_private_key(standby))
     assert standby.alg == "RS256" and standby.kid in added.output
 
     rotated = runner.invoke(args=["keys", "rotate"])
@@ -431,9 +431,11 @@ def rename_kid(old: str, new: str) -> str:
     """Give a key another kid: a thumbprint (random base64url) starts with ``-`` one time in
     64, and the CLI must take it as an argument (DESIGN.md); tests pick the kid to be sure."""
     key = SigningKey.get_by_id(old)
-    SigningKey.update(kid=new, public_jwk=dict(key.public_jwk, kid=new)).where(
-        SigningKey.kid == old
-    ).execute()
+    # The private key is encrypted for its kid: seal it again for the new one.
+    private_pem = key_encryption.seal(key_encryption.open_private_key(key), kid=new, alg=key.alg)
+    SigningKey.update(
+        kid=new, public_jwk=dict(key.public_jwk, kid=new), private_pem=private_pem
+    ).where(SigningKey.kid == old).execute()
     return new
 
 

@@ -1,4 +1,5 @@
-"""``flask keys ...``: list, add, rotate and revoke the JWT signing keys. Never prints a private key."""
+"""``flask keys ...``: list, add, rotate and revoke the JWT signing keys, and re-encrypt them
+under the current key-encryption key (``rewrap``). Never prints a private key."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import peewee
 from oauth.cli.support import OneLineErrorGroup
 from oauth.storage.models import SigningKey
 from oauth.tokens import jose as jwt
-from oauth.tokens import keys
+from oauth.tokens import key_encryption, keys
 
 keys_cli = OneLineErrorGroup("keys", help="Manage JWT signing keys.")
 
@@ -43,6 +44,8 @@ def _key_dict(key: SigningKey) -> dict:
         "activated_at": _time(key.activated_at),
         "retired_at": _time(key.retired_at),
         "revoked_at": _time(key.revoked_at),
+        # The id of the key-encryption key of its private part; "plaintext"; null: erased.
+        "encryption": key_encryption.protection(key),
     }
 
 
@@ -63,9 +66,10 @@ def keys_list(as_json):
         return
     for key in rows:
         activated = _time(key.activated_at) or "-"
+        encryption = key_encryption.protection(key) or "-"
         click.echo(
             f"{key.kid}  {key.alg}  {key.state:<8}  created {_time(key.created_at)}  "
-            f"activated {activated}"
+            f"activated {activated}  kek {encryption}"
         )
 
 
@@ -94,3 +98,15 @@ def keys_revoke(kid):
     """Unpublish a standby or previous key; tokens it signed stop verifying."""
     key = _run(keys.revoke, kid)
     click.echo(f"Revoked key {key.kid}.")
+
+
+@keys_cli.command("rewrap")
+def keys_rewrap():
+    """Re-encrypt every private key under the current key-encryption key (KEK rotation)."""
+    total, moved = _run(keys.rewrap)
+    kek = key_encryption.keyring().current_id
+    click.echo(
+        f"Re-encrypted {total} signing keys under key-encryption key {kek} "
+        f"({moved} were under another key or unencrypted); older keys may now be removed "
+        "from PORTCULLIS_KEY_ENCRYPTION_KEY."
+    )

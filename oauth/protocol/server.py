@@ -17,13 +17,13 @@ from oauth.storage.models import Client
 class AuthorizationServer(FlaskAuthorizationServer):
     def authenticate_client(self, request, methods, endpoint="token"):
         # RFC 6749 §5.2: failed client authentication is always 401 with WWW-Authenticate here,
-        # whichever method the client tried.
+        # whichever method the client tried, and one description whether or not the client
+        # exists (Authlib's "does not exist" would let anyone enumerate client ids).
         try:
             return super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
             error.status_code = 401
-            if not error.description or "methods" in error.description:
-                error.description = "Client authentication failed."
+            error.description = "Client authentication failed."
             raise
 
     def create_token_response(self, request=None):

@@ -289,3 +289,11 @@ class HookStat(BaseModel):
 
     class Meta:
         indexes = ((("plugin", "hook"), True),)
+
+
+class RateLimitCounter(BaseModel):
+    """One fixed-window rate-limit counter (the default limit storage: shared by every worker)."""
+
+    key = peewee.CharField(primary_key=True, max_length=200)
+    count = peewee.IntegerField(default=0)
+    expires_at = peewee.DoubleField(index=True)  # unix time

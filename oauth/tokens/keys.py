@@ -6,6 +6,9 @@ States: ``standby`` (published, not signing) -> ``current`` (exactly one; signs)
 Every worker caches the keys for ``KEYS_REFRESH_SECONDS`` (default 5), so a rotation made
 elsewhere (the CLI, another worker) is picked up within that time; a token whose ``kid`` is
 unknown forces one immediate reload (at most once a second) before it is refused.
+
+Private keys are stored encrypted (``tokens/key_encryption.py``), decrypted once per worker
+when the cache first meets them. At start-up one that does not decrypt stops the server.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from oauth.config import ConfigError
 from oauth.storage.db import connection, database, is_sqlite, write_transaction
 from oauth.storage.models import SigningKey, utcnow
 from oauth.tokens import jose as jwt
+from oauth.tokens import key_encryption
+from oauth.tokens.key_encryption import KeyEncryptionError
 
 log = logging.getLogger(__name__)
 
@@ -97,19 +102,34 @@ class _KeyCache:
         self.generation += 1
         self.snapshot = None
 
-    def _reload(self) -> _Snapshot:
+    def load_strict(self) -> _Snapshot:
+        """Reload now; a key that does not decrypt raises KeyEncryptionError (start-up)."""
+        with self.lock:
+            return self._reload(strict=True)
+
+    def _material(self, row: SigningKey, strict: bool) -> jwt.KeyMaterial:
+        material = self.materials.get(row.kid)
+        known = material is not None and material.alg == row.alg
+        if known and (material.can_sign or not row.private_pem):
+            return material  # decrypted once, reused by every later reload
+        try:
+            private_pem = key_encryption.open_private_key(row)
+        except KeyEncryptionError as error:
+            if strict:
+                raise
+            # Verification needs only the public half; signing with it fails clearly.
+            log.error("%s (key %s verifies only)", error, row.kid)
+            private_pem = None
+        return jwt.KeyMaterial(row.kid, row.alg, private_pem, row.public_jwk)
+
+    def _reload(self, strict: bool = False) -> _Snapshot:
         generation = self.generation
         rows = list(
             SigningKey.select()
             .where(SigningKey.state.in_(PUBLISHED_STATES))
             .order_by(SigningKey.created_at, SigningKey.kid)
         )
-        materials: dict[str, jwt.KeyMaterial] = {}
-        for row in rows:
-            material = self.materials.get(row.kid)
-            if material is None or material.alg != row.alg:
-                material = jwt.KeyMaterial(row.kid, row.alg, row.private_pem, row.public_jwk)
-            materials[row.kid] = material
+        materials = {row.kid: self._material(row, strict) for row in rows}
         self.materials = materials
 
         current = next((materials[r.kid] for r in rows if r.state == CURRENT), None)
@@ -182,11 +202,27 @@ def init_app(app: Flask) -> None:
         if not SigningKey.table_exists():
             log.warning("signing_key table missing: run `flask init-db`")
             return
+        _open_keys_or_stop(app, alg)
+
+
+def _open_keys_or_stop(app: Flask, alg: str) -> None:
+    """Encrypt plaintext leftovers, make sure a current key exists, and decrypt every key,
+    or stop start-up: never a new key over keys this configuration cannot open."""
+    cache = _cache(app)
+    try:
+        key_encryption.keyring(app)
+        cache.invalidate()
+        cache.load_strict()
+        if key_encryption.plaintext_keys_exist():
+            with _key_lock():
+                sealed = key_encryption.encrypt_plaintext_keys()
+            log.warning("encrypted %d signing keys stored in plaintext", len(sealed))
         if ensure_current_key() is not None:
             log.info("created the first signing key (%s)", alg)
-        cache = _cache(app)
         cache.invalidate()
         cache.get(_refresh_seconds())
+    except KeyEncryptionError as error:
+        raise ConfigError(str(error)) from None
 
 
 def ensure_current_key() -> SigningKey | None:
@@ -226,6 +262,8 @@ def signing_key() -> jwt.KeyMaterial:
         current = _snapshot().current
         if current is None:
             raise KeyServiceError("no current signing key: run `flask keys rotate`")
+    if not current.can_sign:
+        raise KeyServiceError(f"signing key {current.kid} does not decrypt: see the log")
     return current
 
 
@@ -263,7 +301,7 @@ def _new_key(alg: str, state: str, now) -> SigningKey:
     return SigningKey.create(
         kid=kid,
         alg=alg,
-        private_pem=private_pem,
+        private_pem=key_encryption.seal(private_pem, kid=kid, alg=alg),
         public_jwk=public_jwk,
         state=state,
         created_at=now,
@@ -339,3 +377,18 @@ def revoke(kid: str, *, actor_id: str | None = None) -> SigningKey:
 def list_keys() -> list[SigningKey]:
     """Every key, revoked ones included, oldest first."""
     return list(SigningKey.select().order_by(SigningKey.created_at, SigningKey.kid))
+
+
+def rewrap(*, actor_id: str | None = None) -> tuple[int, int]:
+    """Re-encrypt every private key under the current key-encryption key (the first of
+    KEY_ENCRYPTION_KEY): (keys re-encrypted, of which were under another KEK or plaintext).
+    All or nothing: a key that does not decrypt changes nothing and raises KeyServiceError."""
+    try:
+        with _key_lock():
+            total, moved = key_encryption.rewrap_all()
+            kek = key_encryption.keyring().current_id
+            audit.record("keys.rewrapped", user_id=actor_id, kek=kek, keys=total, moved=moved)
+    except KeyEncryptionError as error:
+        raise KeyServiceError(str(error)) from None
+    _cache().invalidate()
+    return total, moved

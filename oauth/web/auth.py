@@ -16,19 +16,16 @@ from flask_login import current_user
 
 from oauth.accounts import users as accounts
 from oauth.accounts.login import sign_in, sign_out
-from oauth.ratelimit import failed, form_email_key, limiter
+from oauth.ratelimit.passwords import Throttled, guarded
+from oauth.ratelimit.requests import limit_per_ip
 from oauth.security import safe_next_path
 from oauth.web.forms import ConfirmForm, LoginForm, SignupForm
 
 bp = Blueprint("auth", __name__)
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
-def _signup_limit() -> str:
-    return current_app.config["SIGNUP_RATE_LIMIT"]
+def _page(template: str, status: int, headers: dict, **context):
+    return render_template(template, **context), status, headers
 
 
 @bp.route("/")
@@ -39,8 +36,6 @@ def index():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=failed)
-@limiter.limit(_login_limit, methods=["POST"], key_func=form_email_key, deduct_when=failed)
 def login():
     form = LoginForm()
     next_path = safe_next_path(request.values.get("next"), url_for("auth.index"))
@@ -51,7 +46,20 @@ def login():
         if request.args.get("login_hint") and not form.email.data:
             form.email.data = request.args["login_hint"][:320]
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        email, password = form.email.data, form.password.data
+        try:
+            user = guarded(email, lambda: accounts.authenticate(email, password))
+        except Throttled as throttled:
+            flash(
+                f"Too many failed attempts. Try again in {throttled.retry_after} seconds.", "error"
+            )
+            return _page(
+                "login.html",
+                429,
+                {"Retry-After": str(throttled.retry_after)},
+                form=form,
+                next_path=next_path,
+            )
         if user is not None:
             sign_in(user)
             return redirect(next_path)
@@ -62,7 +70,7 @@ def login():
 
 
 @bp.route("/signup", methods=["GET", "POST"])
-@limiter.limit(_signup_limit, methods=["POST"])
+@limit_per_ip("SIGNUP_RATE_LIMIT")
 def signup():
     if not current_app.config["ALLOW_SIGNUP"]:
         abort(404)

@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from oauth.protocol.responses import JSON_PATHS, oauth_error
+from oauth.ratelimit.requests import TooManyRequests
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -19,6 +20,13 @@ MESSAGES = {
 
 
 def register(app: Flask) -> None:
+    @app.errorhandler(TooManyRequests)
+    def too_many_requests(error: TooManyRequests):
+        page = render_template(
+            "error.html", code=429, title="Too Many Requests", message=MESSAGES[429]
+        )
+        return page, 429, {"Retry-After": str(error.retry_after)}
+
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_template(

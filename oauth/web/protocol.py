@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from oauth.plugins.hookspecs import TokenDenied
 from oauth.plugins.host import PluginError
@@ -23,7 +23,8 @@ from oauth.protocol.responses import (
     oauth_error,
 )
 from oauth.protocol.server import authorization_server
-from oauth.ratelimit import limit_failed_client_auth, limiter
+from oauth.ratelimit.clients import limit_failed_client_auth
+from oauth.ratelimit.requests import limit_per_ip
 from oauth.registry.clients import ClientError
 from oauth.storage.db import write_transaction
 from oauth.tokens.claims import userinfo_claims
@@ -140,10 +141,6 @@ def introspect():
 # --- RFC 7591 / RFC 7592 ---------------------------------------------------------------------
 
 
-def _registration_limit() -> str:
-    return current_app.config["REGISTRATION_RATE_LIMIT"]
-
-
 def _registration_disabled() -> bool:
     return not registration.enabled()
 
@@ -162,7 +159,7 @@ def _json_body() -> dict:
 
 
 @bp.route("/register", methods=["POST"])
-@limiter.limit(_registration_limit, exempt_when=_registration_disabled)
+@limit_per_ip("REGISTRATION_RATE_LIMIT", when=registration.enabled)
 def register():
     """RFC 7591: a client registers itself; its credentials are shown once."""
     if _registration_disabled():

@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from oauth.accounts import consents, passwords
 from oauth.accounts import users as accounts
 from oauth.accounts.login import sign_in
+from oauth.ratelimit.passwords import Throttled, guarded
 from oauth.registry.clients import get_client
 from oauth.storage.models import User
 from oauth.web.forms import ConfirmForm, PasswordChangeForm, ProfileForm
@@ -50,13 +51,26 @@ def security():
     return _security_page(PasswordChangeForm())
 
 
+def _current_password_proven(user: User, password: str) -> bool:
+    """The current-password check, under the same limits as sign-in (raises Throttled)."""
+    return guarded(user.email, lambda: passwords.verify_password(user.password_hash, password))
+
+
 @bp.route("/password", methods=["POST"])
 @login_required
 def change_password():
     user = _user()
     password_form = PasswordChangeForm()
     if password_form.validate_on_submit():
-        if not passwords.verify_password(user.password_hash, password_form.current_password.data):
+        try:
+            proven = _current_password_proven(user, password_form.current_password.data)
+        except Throttled as throttled:
+            password_form.current_password.errors.append(
+                f"Too many failed attempts. Try again in {throttled.retry_after} seconds."
+            )
+            page, _ = _security_page(password_form)
+            return page, 429, {"Retry-After": str(throttled.retry_after)}
+        if not proven:
             password_form.current_password.errors.append("Current password is incorrect.")
         else:
             try:

@@ -1,0 +1,121 @@
+"""Limits over real HTTP: four gunicorn workers count as one (the default storage), two instances
+share Redis, the owner still signs in, a valid client is still served (issue 9 items 1-3)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.m2m_helpers import API, setup_m2m
+from tests.test_production_server import ROOT, csrf, free_port, wait_until_healthy
+
+PASSWORD = "correct horse"
+
+
+@contextlib.contextmanager
+def serve(database_url: str, folder, *, workers: int = 4, **settings):
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+    env.update(
+        PORTCULLIS_DATABASE_URL=database_url,
+        PORTCULLIS_INSTANCE_PATH=str(folder / "instance"),
+        PORTCULLIS_ISSUER=f"http://127.0.0.1:{port}",
+        PORTCULLIS_ARGON2_MEMORY_COST="1024",
+        PORTCULLIS_ARGON2_TIME_COST="1",
+        PORTCULLIS_LOGIN_RATE_LIMIT="5 per minute",
+        **{f"PORTCULLIS_{name}": str(value) for name, value in settings.items()},
+    )
+    log_path = folder / "gunicorn.log"
+    with open(log_path, "w") as log:
+        command = [sys.executable, "-m", "gunicorn", "-w", str(workers)]
+        command += ["-b", f"127.0.0.1:{port}", "app:create_app()"]
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until_healthy(base, process, log_path)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def create_user(database_url: str, folder, email: str, secret_key: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+    env.update(
+        PORTCULLIS_DATABASE_URL=database_url,
+        PORTCULLIS_INSTANCE_PATH=str(folder / "instance"),
+        PORTCULLIS_SECRET_KEY=secret_key,
+        PORTCULLIS_ARGON2_MEMORY_COST="1024",
+        PORTCULLIS_ARGON2_TIME_COST="1",
+    )
+    command = [sys.executable, "-m", "flask", "users", "create", email, "--password", PASSWORD]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+
+
+def login(base: str, email: str, password: str, browser: requests.Session | None = None):
+    """One sign-in attempt on a new connection (so attempts spread over the workers)."""
+    browser = browser or requests.Session()
+    token = csrf(browser.get(base + "/login", timeout=10).text)
+    data = {"email": email, "password": password, "csrf_token": token}
+    with requests.Session() as connection:  # a fresh TCP connection, the browser's cookies
+        connection.cookies.update(browser.cookies)
+        response = connection.post(base + "/login", data=data, allow_redirects=False, timeout=10)
+    browser.cookies.update(response.cookies)
+    return response
+
+
+def test_four_workers_hold_one_limit_and_the_owner_still_signs_in(database_url, tmp_path):
+    secret_key = secrets.token_hex(16)
+    create_user(database_url, tmp_path, "alice@example.com", secret_key)
+    with serve(database_url, tmp_path, SECRET_KEY=secret_key) as base:
+        owner = requests.Session()
+        assert login(base, "alice@example.com", PASSWORD, owner).status_code == 302
+        assert "portcullis_device" in owner.cookies
+        codes = [login(base, "alice@example.com", "guess").status_code for _ in range(12)]
+        assert codes.count(200) == 5 and codes[5:] == [429] * 7  # not 4 x 5
+        # A stranger's browser with the right password is slowed too; the owner's is not.
+        assert login(base, "alice@example.com", PASSWORD).status_code == 429
+        owner.cookies.pop("session", None)
+        assert login(base, "alice@example.com", PASSWORD, owner).status_code == 302
+
+
+def test_failed_client_authentication_across_workers(make_app, database_url, tmp_path):
+    app = make_app()
+    client_id, secret = setup_m2m(app)
+    with serve(database_url, tmp_path, CLIENT_AUTH_RATE_LIMIT="4 per minute") as base:
+        form = {"grant_type": "client_credentials", "audience": API}
+
+        def token(password: str) -> int:
+            with requests.Session() as http:
+                response = http.post(base + "/oauth/token", data=form, auth=(client_id, password))
+                return response.status_code
+
+        codes = [token("wrong") for _ in range(10)]
+        assert codes == [401] * 4 + [429] * 6
+        assert {token(secret) for _ in range(8)} == {200}  # the real client is always served
+
+
+def test_two_instances_share_limits_through_redis(tmp_path):
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url("redis://127.0.0.1:6379", socket_timeout=2).ping()
+    except redis.RedisError as error:
+        pytest.skip(f"Redis not reachable: {error}")
+    secret_key, email = secrets.token_hex(16), f"bob-{secrets.token_hex(4)}@example.com"
+    shared = {"SECRET_KEY": secret_key, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}
+    databases = [f"sqlite:///{tmp_path}/one.db", f"sqlite:///{tmp_path}/two.db"]
+    for n, url in enumerate(databases):  # separate databases: only Redis is shared
+        create_user(url, tmp_path / str(n), email, secret_key)
+    with (
+        serve(databases[0], tmp_path / "0", workers=1, **shared) as first,
+        serve(databases[1], tmp_path / "1", workers=1, **shared) as second,
+    ):
+        codes = [login((first, second)[n % 2], email, "guess").status_code for n in range(8)]
+        assert codes == [200] * 5 + [429] * 3
