@@ -9,13 +9,21 @@ import requests
 
 from oauth.storage.models import AuthorizationRequest
 from tests.oauth_helpers import make_client, pkce_pair
-from tests.test_production_server import csrf, gunicorn  # noqa: F401  # the live-server fixture
+from tests.test_production_server import csrf
+from tests.test_rate_limits_live import serve
 
 CALLBACK = "http://127.0.0.1:8765/callback"
 
 
-def test_long_request_through_sign_in_and_no_anonymous_rows(gunicorn, app, auth):  # noqa: F811  # fixture
+def test_long_request_through_sign_in_and_no_anonymous_rows(app, auth, database_url, tmp_path):
     auth.create_user()
+    # One deployment: the workers share the test app's secret key (signing keys are
+    # encrypted under a key derived from it).
+    with serve(database_url, tmp_path, SECRET_KEY=app.config["SECRET_KEY"]) as base:
+        _long_request_through_sign_in(app, base)
+
+
+def _long_request_through_sign_in(app, gunicorn: str) -> None:
     client_id, _ = make_client(app, name="Live App", redirect_uris=[CALLBACK])
     _, challenge = pkce_pair()
     state = secrets.token_urlsafe(1536)  # 2048 characters: the limit
