@@ -678,7 +678,7 @@ def timers(app) -> list[Timer]:
         Timer(AUTHORIZATION_SERVER, "create_token_response", "grant: Authlib grant logic, claims (create_token_response)"),
         Timer(AUTHORIZATION_SERVER, "handle_response", "Authlib: JSON response"),
         Timer("oauth.storage.models:Client", "check_client_secret", "client secret check (SHA-256, constant time)"),
-        Timer("oauth.ratelimit:limiter", "_check_request_limit", "Flask-Limiter: the token endpoint's limits"),
+        Timer("oauth.ratelimit:Throttle", "retry_after", "rate limits: Throttle.retry_after (failures only)"),
         Timer(PLUGIN_HOST, "customize_client_credentials", f"{hooks}: customize_client_credentials"),
         Timer(PLUGIN_HOST, "customize_access_token", f"{hooks}: customize_access_token"),
         Timer("oauth.audit", "record", "audit.record (Python side)"),
@@ -769,7 +769,10 @@ GROUPS = [
     ),
     ("database: executing the statements", lambda label: label.startswith("database:")),
     ("peewee: build SQL + rows -> models", lambda label: label.startswith("peewee:")),
-    ("rate limiter (Flask-Limiter)", lambda label: "Limiter" in label),
+    (
+        "rate limits (only failed attempts are looked up)",
+        lambda label: label.startswith("rate limits"),
+    ),
     ("Flask hooks (CSRF, login, headers, teardown)", lambda label: label.startswith("Flask ")),
     ("JWT signing", lambda label: label.startswith("JWT")),
     (
@@ -808,7 +811,7 @@ INCLUSIVE = [
     ),
     ("JWT signing (keys.sign_jwt)", [("oauth.tokens.keys", "sign_jwt")]),
     ("audit insert (audit.record)", [("oauth.audit", "record")]),
-    ("Flask-Limiter checks", [("flask_limiter:Limiter", "_check_request_limit")]),
+    ("rate-limit checks", [("oauth.ratelimit:Throttle", "retry_after"), ("oauth.ratelimit:Throttle", "hit")]),
     ("connection close at teardown", [("teardown_appcontext", "_close_connection")]),
 ]  # fmt: skip
 
@@ -851,7 +854,7 @@ LIBRARIES = [
     ),
     ("JWT: joserfc + cryptography", ("joserfc/", "cryptography", "_rust")),
     ("Authlib", ("authlib/",)),
-    ("Flask-Limiter / limits", ("flask_limiter/", "/limits/")),
+    ("limits (rate-limit counters)", ("/limits/",)),
     ("Flask-WTF (CSRF) / WTForms", ("flask_wtf/", "wtforms/")),
     ("Flask-Login", ("flask_login/",)),
     ("pluggy", ("pluggy/",)),

@@ -72,6 +72,9 @@ def defaults(app: Flask) -> dict:
         "ARGON2_TIME_COST": 3,
         "ARGON2_MEMORY_COST": 65536,
         "ARGON2_PARALLELISM": 4,
+        # Browser sessions (seconds): signed out after this long idle, and after this long at all.
+        "BROWSER_SESSION_IDLE_TTL": 14 * 24 * 3600,
+        "BROWSER_SESSION_TTL": 30 * 24 * 3600,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
@@ -205,7 +208,13 @@ def validate(app: Flask) -> None:
             f"PORTCULLIS_DATABASE_URL: unsupported scheme {scheme!r} "
             "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
         )
-    for name in ("ACCESS_TOKEN_TTL", "AUTHORIZATION_TTL", "REFRESH_TOKEN_REUSE_INTERVAL"):
+    for name in (
+        "ACCESS_TOKEN_TTL",
+        "AUTHORIZATION_TTL",
+        "REFRESH_TOKEN_REUSE_INTERVAL",
+        "BROWSER_SESSION_IDLE_TTL",
+        "BROWSER_SESSION_TTL",
+    ):
         value = config[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ConfigError(

@@ -1,12 +1,15 @@
-"""POST /oauth/introspect (RFC 7662): what is live, for authenticated confidential clients."""
+"""POST /oauth/introspect (RFC 7662): what is live, for authenticated confidential clients
+(who may see which token: tests/test_introspection_access.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 
 import pytest
 
+from oauth.registry import apis, clients, resource_servers
 from oauth.storage.models import OAuthSession, RevokedAccessToken, User, utcnow
 from oauth.tokens import keys, refresh
 from tests.oauth_helpers import basic_auth_header as basic
@@ -27,9 +30,24 @@ ACCESS_FIELDS = {
 }
 
 
+API = "https://api.example/"
+
+
 @pytest.fixture
 def resource_server(app):
-    return make_client(app, name="Resource Server")
+    """The client an API's server authenticates as: it may introspect tokens for the API."""
+    credentials = make_client(app, name="Resource Server")
+    with app.app_context():
+        api = apis.create_api(API, "Example API")
+        resource_servers.set_resource_server(api, clients.get_client(credentials[0]))
+    return credentials
+
+
+@pytest.fixture
+def flow(flow):
+    """The signed-in user's app, asking for tokens for the API by default."""
+    flow.tokens = functools.partial(flow.tokens, resource=API)
+    return flow
 
 
 def introspect(browser, credentials, token: str | None, hint: str | None = None, auth="basic"):
@@ -66,9 +84,13 @@ def test_live_access_token(flow, app, resource_server):
         assert result[name] == claims[name]
 
 
-def test_live_refresh_token(flow, app, resource_server):
+def owner(flow) -> tuple[str, str]:
+    return flow.client_id, flow.secret
+
+
+def test_live_refresh_token(flow, app):
     issued = flow.tokens(scope="openid email")
-    result = body(flow.browser, resource_server, issued["refresh_token"])
+    result = body(flow.browser, owner(flow), issued["refresh_token"])
     assert result["active"] is True
     assert result["token_type"] == "refresh_token"
     assert result["scope"] == "openid email"
@@ -84,7 +106,7 @@ def test_live_refresh_token(flow, app, resource_server):
 def test_a_wrong_hint_does_not_hide_a_token(flow, resource_server, hint):
     issued = flow.tokens()
     assert body(flow.browser, resource_server, issued["access_token"], hint)["active"] is True
-    assert body(flow.browser, resource_server, issued["refresh_token"], hint)["active"] is True
+    assert body(flow.browser, owner(flow), issued["refresh_token"], hint)["active"] is True
 
 
 def test_the_owning_client_may_introspect_too(flow):
@@ -135,7 +157,7 @@ def test_denylisted_access_token_is_inactive(flow, app, resource_server):
         )
     assert body(flow.browser, resource_server, issued["access_token"]) == {"active": False}
     assert flow.userinfo(issued["access_token"]).status_code == 401
-    assert body(flow.browser, resource_server, issued["refresh_token"])["active"] is True
+    assert body(flow.browser, owner(flow), issued["refresh_token"])["active"] is True
 
 
 def test_revoked_session_makes_both_inactive(flow, app, resource_server):
@@ -143,14 +165,14 @@ def test_revoked_session_makes_both_inactive(flow, app, resource_server):
     with app.app_context():
         refresh.revoke_session(OAuthSession.get(), "test")
     for token in (issued["access_token"], issued["refresh_token"]):
-        assert body(flow.browser, resource_server, token) == {"active": False}
+        assert body(flow.browser, owner(flow), token) == {"active": False}
 
 
 def test_rotated_refresh_token_is_inactive(flow, resource_server):
     issued = flow.tokens()
     rotated = flow.refresh(issued["refresh_token"]).get_json()
-    assert body(flow.browser, resource_server, issued["refresh_token"]) == {"active": False}
-    assert body(flow.browser, resource_server, rotated["refresh_token"])["active"] is True
+    assert body(flow.browser, owner(flow), issued["refresh_token"]) == {"active": False}
+    assert body(flow.browser, owner(flow), rotated["refresh_token"])["active"] is True
 
 
 def test_disabled_or_deleted_user_makes_tokens_inactive(flow, app, resource_server):
@@ -158,14 +180,14 @@ def test_disabled_or_deleted_user_makes_tokens_inactive(flow, app, resource_serv
     with app.app_context():
         User.update(disabled=True).execute()
     for token in (issued["access_token"], issued["refresh_token"]):
-        assert body(flow.browser, resource_server, token) == {"active": False}
+        assert body(flow.browser, owner(flow), token) == {"active": False}
     with app.app_context():
         User.update(disabled=False).execute()
     assert body(flow.browser, resource_server, issued["access_token"])["active"] is True
     with app.app_context():
         User.get().delete_instance(recursive=True)
     for token in (issued["access_token"], issued["refresh_token"]):
-        assert body(flow.browser, resource_server, token) == {"active": False}
+        assert body(flow.browser, owner(flow), token) == {"active": False}
 
 
 def test_client_authentication_is_required(flow, app, resource_server):

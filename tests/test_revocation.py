@@ -7,16 +7,29 @@ import time
 
 import pytest
 
+from oauth.registry import apis, clients, resource_servers
 from oauth.storage.models import AuditEvent, OAuthSession, RefreshToken, RevokedAccessToken, utcnow
 from oauth.tokens import keys
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
 from tests.oauth_helpers import basic_auth_header as basic
 
+API = "https://api.example/"
+
+
+@pytest.fixture
+def app(make_app):
+    """User tokens are for API unless they name another resource."""
+    return make_app(DEFAULT_AUDIENCE=API)
+
 
 @pytest.fixture
 def resource_server(app):
-    """A confidential client that introspects tokens (as an API would)."""
-    return make_client(app, name="Resource Server")
+    """The confidential client API's server introspects tokens as."""
+    credentials = make_client(app, name="Resource Server")
+    with app.app_context():
+        api = apis.create_api(API, "Example API")
+        resource_servers.set_resource_server(api, clients.get_client(credentials[0]))
+    return credentials
 
 
 def revoke(flow: Flow, token: str | None, hint: str | None = None, *, auth: str = "basic"):
@@ -53,7 +66,7 @@ def test_revoking_a_refresh_token_ends_its_session(flow, app, resource_server):
     refreshed = flow.refresh(tokens["refresh_token"])
     assert (refreshed.status_code, refreshed.get_json()["error"]) == (400, "invalid_grant")
     assert not active(flow, resource_server, tokens["access_token"])
-    assert not active(flow, resource_server, tokens["refresh_token"])
+    assert not active(flow, (flow.client_id, flow.secret), tokens["refresh_token"])
     assert flow.userinfo(tokens["access_token"]).status_code == 401
     with app.app_context():
         session = OAuthSession.get()

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from oauth import audit
-from oauth.accounts import consents, users
+from oauth.accounts import browser_sessions, consents, users
 from oauth.pagination import Page, paginate
 from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import OAuthSession, User, utcnow
@@ -123,6 +123,7 @@ def disable_user(user: User, *, actor_id: str | None) -> int:
         User.update(disabled=True, session_epoch=User.session_epoch + 1, updated_at=utcnow()).where(
             User.id == user.id
         ).execute()
+        browser_sessions.end_all(user.id)
         sessions = list(
             for_update(
                 OAuthSession.select().where(

@@ -9,7 +9,7 @@ import peewee
 from flask import current_app
 
 from oauth import audit
-from oauth.accounts import passwords
+from oauth.accounts import browser_sessions, passwords
 from oauth.plugins.hookspecs import SignupDenied
 from oauth.plugins.host import PluginError
 from oauth.storage.db import write_transaction
@@ -149,6 +149,8 @@ def set_password(
         user.session_epoch += 1
     with write_transaction():
         user.save()
+        if sign_out_everywhere:
+            browser_sessions.end_all(user.id)
         audit.record("password.changed", user_id=user.id, via=via)
 
 
@@ -170,10 +172,11 @@ def update_profile(user: User, *, name: str | None, phone: str | None, picture: 
         audit.record("profile.updated", user_id=user.id, fields=changed)
 
 
-def sign_out_other_sessions(user: User) -> User:
-    """End every browser session of ``user`` (the caller signs its own browser in again)."""
+def sign_out_other_sessions(user: User, *, keep: str | None = None) -> User:
+    """End every browser session of ``user`` but ``keep`` (the caller's own session id)."""
     with write_transaction():
         User.update(session_epoch=User.session_epoch + 1).where(User.id == user.id).execute()
+        browser_sessions.end_all(user.id, keep=keep)
         audit.record("sessions.signed_out_others", user_id=user.id)
     return User.get_by_id(user.id)
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
-from oauth.registry import apis, client_grants
+from oauth.registry import apis, client_grants, resource_servers
 from oauth.storage.models import Api
 
 apis_cli = OneLineErrorGroup("apis", help="Manage APIs (resource servers) and client grants.")
@@ -77,6 +77,8 @@ def apis_list(as_json):
     for api in registered:
         click.echo(f"{api.identifier}  {api.name}  (token TTL {api.token_ttl}s)")
         click.echo(f"  scopes: {_scope_line(api)}")
+        if api.resource_server_id:
+            click.echo(f"  resource server: {api.resource_server_id}")
         for grant in grants_by_api[api.id]:
             granted = " ".join(grant.scopes) or "(no scopes)"
             click.echo(f"  grant:  {grant.client_id} ({grant.client.name}): {granted}")
@@ -126,3 +128,32 @@ def apis_revoke(client_id, identifier):
     click.echo(
         f"Revoked the grant of client {client.name} ({client.client_id}) for API {api.identifier}."
     )
+
+
+@apis_cli.command("resource-server")
+@click.argument("identifier")
+@click.argument("client_id", required=False)
+@click.option("--unlink", is_flag=True, help="The API has no resource server any more.")
+def apis_resource_server(identifier, client_id, unlink):
+    """Name the client the API's own server authenticates as (or show it).
+
+    That client may introspect the tokens whose audience is the API (RFC 7662); without one,
+    only the client a token was issued to may.
+    """
+    api = _api_or_fail(identifier)
+    if client_id and unlink:
+        raise click.ClickException("give a CLIENT_ID or --unlink, not both")
+    if not client_id and not unlink:
+        click.echo(api.resource_server_id or "(none)")
+        return
+    client = client_or_fail(client_id) if client_id else None
+    try:
+        resource_servers.set_resource_server(api, client)
+    except apis.ApiError as error:
+        raise click.ClickException(error.message) from None
+    if client is None:
+        click.echo(f"API {api.identifier} has no resource server now.")
+    else:
+        click.echo(
+            f"Client {client.name} ({client.client_id}) is the resource server of {api.identifier}."
+        )

@@ -1,6 +1,7 @@
 """The client_credentials grant: machine-to-machine tokens for registered APIs (Auth0's model,
 with RFC 8707 ``resource`` as an alias of ``audience``). The token comes from the one issuing
-pipeline (``tokens/issue.py``), which runs Auth0's hook and then ``customize_access_token``."""
+pipeline (``tokens/issue.py``), which runs Auth0's hook and then ``customize_access_token``;
+it only reads until every hook has run, then writes its audit row in a short transaction."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from oauth.plugins.hookspecs import TokenContext
 from oauth.protocol.grants import InvalidTargetError, require_grant_type
 from oauth.registry import apis, client_grants, clients
 from oauth.scopes import parse as parse_scope
+from oauth.storage.db import write_transaction
 from oauth.tokens import issue
 
 
@@ -62,12 +64,13 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
             audience=api.identifier,
             request=self.request,
         )
-        token = issue.machine_token(context, ttl=api.token_ttl)
-        audit.record(
-            "token.issued",
-            client_id=client.client_id,
-            grant_type="client_credentials",
-            audience=api.identifier,
-        )
-        clients.touch_last_used(client)
+        token = issue.machine_token(context, ttl=api.token_ttl)  # every hook, before any lock
+        with write_transaction():
+            audit.record(
+                "token.issued",
+                client_id=client.client_id,
+                grant_type="client_credentials",
+                audience=api.identifier,
+            )
+            clients.touch_last_used(client)
         return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -11,6 +11,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as BaseIntrospectionEnd
 from flask import current_app
 
 from oauth import audit
+from oauth.registry import resource_servers
 from oauth.security import lookup_key, sha256_hex
 from oauth.storage.models import OAuthSession, RefreshToken, RevokedAccessToken, User, utcnow
 from oauth.tokens import keys, refresh
@@ -146,7 +147,10 @@ class RevocationEndpoint(BaseRevocationEndpoint):
 
 
 class IntrospectionEndpoint(BaseIntrospectionEndpoint):
-    """RFC 7662 for confidential clients (resource servers are registered as clients too)."""
+    """RFC 7662 for confidential clients. A token is active only to the client it was issued
+    to and, for an access token, to the resource server of an API in its ``aud``
+    (``registry/resource_servers.py``); to every other client it is ``{"active": false}``,
+    like an unknown token (RFC 7662 §2.2), so nothing about it leaks."""
 
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
@@ -154,8 +158,12 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):
         token = _token_param(request)
         return self.query_token(token, request.form.get("token_type_hint"))
 
-    def check_permission(self, token, client, request) -> bool:
-        return True
+    def check_permission(self, token: dict, client, request) -> bool:
+        if token.get("client_id") == client.client_id:
+            return True
+        if token.get("token_type") == REFRESH_TOKEN:
+            return False  # a refresh token is only ever for its own client
+        return resource_servers.serves(client, token.get("aud"))
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> dict | None:
         """The introspection payload of a live token, else None."""
@@ -209,7 +217,9 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):
     def create_endpoint_response(self, request):
         client = self.authenticate_endpoint_client(request)
         payload = self.authenticate_token(request, client)
-        return 200, payload or {"active": False}, NO_STORE
+        if payload is None or not self.check_permission(payload, client, request):
+            payload = {"active": False}
+        return 200, payload, NO_STORE
 
 
 def register_endpoints(server) -> None:

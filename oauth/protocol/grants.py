@@ -2,7 +2,14 @@
 authorization code (S256-only PKCE for every client, code replay revokes what the code issued)
 and refresh token (rotation and reuse policy live in ``tokens/refresh.py``). They check the
 request and write the grant's rows; the tokens come from ``tokens/issue.py``. Authlib parses
-the request, authenticates the client and shapes error responses."""
+the request, authenticates the client and shapes error responses.
+
+Three steps, so that no lock is held while a plugin hook (perhaps the HTTP hook) runs:
+``validate_token_request`` checks the request with plain reads; ``create_token_response``
+first builds and signs the tokens (every hook runs there, nothing is written), then opens one
+short write transaction that locks the code or refresh token again, re-checks what may have
+changed meanwhile (a concurrent redemption or rotation, a revoked session, a disabled user)
+and writes. A hook that refuses or fails has therefore consumed nothing."""
 
 from __future__ import annotations
 
@@ -28,8 +35,8 @@ from oauth.protocol import resources
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
-from oauth.storage.db import for_update
-from oauth.storage.models import AuthorizationRequest, Client, OAuthSession, User, utcnow
+from oauth.storage.db import for_update, write_transaction
+from oauth.storage.models import AuthorizationRequest, Client, OAuthSession, User, new_uuid, utcnow
 from oauth.tokens import issue, refresh
 
 CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -73,30 +80,51 @@ def _authenticate(grant, grant_type: str, parameter: str):
     return client, value
 
 
+def in_write_transaction(work):
+    """``work()`` in one write transaction. An OAuth error it raises is raised after the
+    commit, so what it recorded on the way (a revoked session, an audit row) is kept."""
+    refusal = None
+    with write_transaction():
+        try:
+            result = work()
+        except OAuth2Error as error:
+            refusal = error
+    if refusal is not None:
+        raise refusal
+    return result
+
+
+def _active_user(user_id: str, description: str) -> User:
+    user = User.get_or_none(User.id == user_id)
+    if user is None or user.disabled:
+        raise InvalidGrantError(description)
+    return user
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INACTIVE_USER = "The user of this authorization code is not active."
 
     def validate_token_request(self):
         client, code = _authenticate(self, "authorization_code", "code")
-        row = for_update(
-            AuthorizationRequest.select().where(AuthorizationRequest.code_hash == sha256_hex(code))
-        ).first()
+        row = AuthorizationRequest.get_or_none(AuthorizationRequest.code_hash == sha256_hex(code))
         if row is None or row.client_id != client.client_id:
             raise InvalidGrantError("The authorization code is invalid.")
-        if row.status == "consumed":
-            self._revoke_what_the_code_issued(row)
-            raise InvalidGrantError("The authorization code was already used.")
-        if row.status != "approved" or row.expires_at < utcnow():
-            raise InvalidGrantError("The authorization code has expired.")
+        self._check_redeemable(row)
         self._check_redirect_uri(row)
         self._check_code_verifier(row)
         check_resource(self, resources.audience_of(row.resource))
-        user = User.get_or_none(User.id == row.user_id)
-        if user is None or user.disabled:
-            raise InvalidGrantError("The user of this authorization code is not active.")
         self.request.client = client
-        self.request.user = user
+        self.request.user = _active_user(row.user_id, self.INACTIVE_USER)
         self.request.authorization_code = row
+
+    def _check_redeemable(self, row: AuthorizationRequest) -> None:
+        """Refuse a used (replay: revoke what it issued) or expired code. Validation runs
+        outside a transaction, so the replay's revocation gets its own."""
+        if row.status == "consumed":
+            in_write_transaction(lambda: self._refuse_replay(row.id))
+        if row.status != "approved" or row.expires_at < utcnow():
+            raise InvalidGrantError("The authorization code has expired.")
 
     def _check_redirect_uri(self, row: AuthorizationRequest) -> None:
         sent = self.request.form.get("redirect_uri")
@@ -116,32 +144,53 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if not hmac.compare_digest(s256(verifier), row.code_challenge):
             raise InvalidGrantError("The code verifier does not match the code challenge.")
 
-    def _revoke_what_the_code_issued(self, row: AuthorizationRequest) -> None:
-        if row.session_id:
+    def _refuse_replay(self, row_id: str) -> None:
+        """In a write transaction: revoke what the (locked, consumed) code issued."""
+        row = for_update(AuthorizationRequest.select().where(AuthorizationRequest.id == row_id))
+        row = row.first()
+        if row is not None and row.session_id:
             session = OAuthSession.get_or_none(OAuthSession.id == row.session_id)
             if session is not None:
                 refresh.revoke_session(session, "code_replay")
-        audit.record("code.replayed", user_id=row.user_id, client_id=row.client_id)
+        if row is not None:
+            audit.record("code.replayed", user_id=row.user_id, client_id=row.client_id)
+        raise InvalidGrantError("The authorization code was already used.")
 
     def create_token_response(self):
         row: AuthorizationRequest = self.request.authorization_code
-        client, user = self.request.client, self.request.user
-        session = OAuthSession.create(
-            user=user,
+        client = self.request.client
+        session = OAuthSession(
+            id=new_uuid(),
+            user=self.request.user,
             client=client,
             scope=row.scope,
             audience=resources.audience_of(row.resource),
             auth_time=row.auth_time or int(time.time()),
             amr=row.amr or ["pwd"],
         )
-        row.status = "consumed"
-        row.session_id = session.id
-        row.save()
-        token = issue.user_tokens(
-            _context(self, "authorization_code", session, session.scopes), nonce=row.nonce
-        )
-        _issued(user, client, "authorization_code")
+        context = _context(self, "authorization_code", session, session.scopes)
+        token = issue.user_tokens(context, nonce=row.nonce)  # every hook, before any lock
+        in_write_transaction(lambda: self._redeem(row.id, context, token))
         return 200, token, self.TOKEN_RESPONSE_HEADER
+
+    def _redeem(self, row_id: str, context: TokenContext, token: dict) -> None:
+        """In the write transaction: the code is still unused (else this is a replay, as a
+        concurrent redemption that won is), then the session, the code and the refresh token."""
+        row = for_update(AuthorizationRequest.select().where(AuthorizationRequest.id == row_id))
+        row = row.first()
+        if row is None:
+            raise InvalidGrantError("The authorization code is invalid.")
+        if row.status == "consumed":
+            self._refuse_replay(row.id)
+        if row.status != "approved" or row.expires_at < utcnow():
+            raise InvalidGrantError("The authorization code has expired.")
+        user = _active_user(row.user_id, self.INACTIVE_USER)
+        context.session.save(force_insert=True)
+        row.status = "consumed"
+        row.session_id = context.session.id
+        row.save()
+        issue.add_refresh_token(token, context)
+        _issued(user, context.client, "authorization_code")
 
 
 def _context(grant, grant_type: str, session: OAuthSession, scopes: list[str]) -> TokenContext:
@@ -165,32 +214,38 @@ def _issued(user: User, client: Client, grant_type: str) -> None:
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INACTIVE_USER = "The user of this refresh token is not active."
 
     def validate_token_request(self):
         client, plain = _authenticate(self, "refresh_token", "refresh_token")
-        row, session = refresh.find_for_use(plain, client)
+        row, session = refresh.find(plain, client)
+        if not refresh.may_be_spent(row):
+            # A replay past the reuse interval: no token to issue, so no hook to run first.
+            in_write_transaction(lambda: refresh.spend(plain, client))
         check_resource(self, session.audience)
-        user = User.get_or_none(User.id == session.user_id)
-        if user is None or user.disabled:
-            raise InvalidGrantError("The user of this refresh token is not active.")
+        user = _active_user(session.user_id, self.INACTIVE_USER)
         requested = parse_scope(self.request.form.get("scope"))
         if requested and not set(requested) <= set(session.scopes):
             raise InvalidScopeError("The requested scope exceeds what was granted.")
         self.request.client = client
         self.request.user = user
-        self.request.refresh_token = row
         self.request.refresh_token_plain = plain
         self.request.oauth_session = session
         self.request.narrowed_scopes = requested or None
 
     def create_token_response(self):
         session: OAuthSession = self.request.oauth_session
-        next_plain = refresh.use(
-            self.request.refresh_token, self.request.refresh_token_plain, session
-        )
         scopes = self.request.narrowed_scopes or session.scopes
-        token = issue.user_tokens(
-            _context(self, "refresh_token", session, scopes), refresh_token=next_plain
-        )
-        _issued(self.request.user, self.request.client, "refresh_token")
+        context = _context(self, "refresh_token", session, scopes)
+        token = issue.user_tokens(context)  # every hook, before any lock
+        in_write_transaction(lambda: self._rotate(context, token))
         return 200, token, self.TOKEN_RESPONSE_HEADER
+
+    def _rotate(self, context: TokenContext, token: dict) -> None:
+        """In the write transaction: spend the token, locked again (a concurrent rotation
+        meanwhile is a replay within the interval, or reuse), and add its successor."""
+        plain, client = self.request.refresh_token_plain, self.request.client
+        user = _active_user(context.session.user_id, self.INACTIVE_USER)
+        next_plain = refresh.spend(plain, client)
+        issue.add_refresh_token(token, context, refresh_token=next_plain)
+        _issued(user, client, "refresh_token")

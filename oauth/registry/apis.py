@@ -352,6 +352,7 @@ def api_info(api: Api, grants: Iterable[ClientGrant] | None = None) -> dict[str,
         "name": api.name,
         "scopes": [dict(scope) for scope in api.scopes or []],
         "token_ttl": api.token_ttl,
+        "resource_server": api.resource_server_id,
         "created_at": api.created_at.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z"),
     }
     if grants is not None:

@@ -51,14 +51,19 @@ class User(BaseModel, UserMixin):
     email_verified = peewee.BooleanField(default=False)
     phone_verified = peewee.BooleanField(default=False)
     disabled = peewee.BooleanField(default=False)
-    # Bumped to sign the user out everywhere (password change, "sign out other sessions").
+    # Bumped to sign the user out everywhere (password change, "sign out other sessions"):
+    # a browser session is valid only while it carries the user's current epoch.
     session_epoch = peewee.IntegerField(default=0)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
     last_sign_in_at = peewee.DateTimeField(null=True)
 
-    def get_id(self) -> str:
-        return f"{self.id}.{self.session_epoch}"
+    # The browser session this object was loaded for (set by accounts/login.py, never stored):
+    # flask-login keeps only this random id in the cookie.
+    browser_session_id: str | None = None
+
+    def get_id(self) -> str | None:
+        return self.browser_session_id
 
     @property
     def is_active(self) -> bool:
@@ -70,6 +75,24 @@ class User(BaseModel, UserMixin):
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
+
+
+class BrowserSession(BaseModel):
+    """A signed-in browser. The cookie holds a random id; only its SHA-256 is stored here."""
+
+    id_hash = peewee.CharField(primary_key=True, max_length=64)
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="browser_sessions")
+    epoch = peewee.IntegerField()  # the user's session_epoch when the session began
+    created_at = peewee.DateTimeField(default=utcnow)
+    last_seen_at = peewee.DateTimeField(default=utcnow)
+    expires_at = peewee.DateTimeField(index=True)  # the absolute lifetime
+    user_agent = peewee.CharField(max_length=200, default="")
+    ip = peewee.CharField(max_length=64, default="")
+    auth_time = peewee.IntegerField()
+    amr = JSONField(default=list)
+
+    class Meta:
+        table_name = "browser_session"
 
 
 class Client(BaseModel):
@@ -247,6 +270,11 @@ class Api(BaseModel):
     name = peewee.CharField(max_length=200)
     scopes = JSONField(default=list)  # [{"value": "read:things", "description": "..."}]
     token_ttl = peewee.IntegerField(default=3600)
+    # The client the resource server itself authenticates as: it may introspect the tokens
+    # whose ``aud`` names this API (RFC 7662). None: only each token's own client may.
+    resource_server = peewee.ForeignKeyField(
+        Client, null=True, on_delete="SET NULL", backref="served_apis"
+    )
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 

@@ -3,8 +3,8 @@ sign. Every grant (authorization code, refresh token, client credentials) and ``
 try`` (a dry run, which signs nothing and counts no hook call) go through here.
 
 The guard runs inside the plugin host as each hook's changes are merged
-(``oauth.plugins.host``); the rows of the grant (session, refresh token) are written by the
-grants, in the transaction of the token request.
+(``oauth.plugins.host``). Nothing here writes while hooks run: the rows of the grant (session,
+refresh token) are written by the grants afterwards, in their own short write transaction.
 """
 
 from __future__ import annotations
@@ -86,22 +86,32 @@ def machine_token(context: TokenContext, *, ttl: int) -> dict:
     return _bearer(claims, now, context.scopes)
 
 
-def user_tokens(
-    context: TokenContext, *, nonce: str | None = None, refresh_token: str | None = None
-) -> dict:
-    """The token response for a user: access token, refresh token (when the client may
-    refresh: a new one unless the grant rotated one) and, with ``openid``, an ID token."""
+def user_tokens(context: TokenContext, *, nonce: str | None = None) -> dict:
+    """The signed tokens for a user: an access token and, with ``openid``, an ID token.
+
+    Every hook of a user token runs here and nothing is written, so the grant calls this
+    before its write transaction (no lock is held while a hook, perhaps the HTTP hook, runs)
+    and then stores its rows and adds the refresh token (``add_refresh_token``) in it.
+    """
     now = int(time.time())
     response = _bearer(access_claims(context, now), now, context.scopes)
-    if context.client.check_grant_type("refresh_token"):
-        if refresh_token is None:
-            refresh_token, _row = new_refresh_token(context.session)
-        response["refresh_token"] = refresh_token
     if "openid" in context.scopes:
         id_claims = id_token_claims(
             context, now, nonce=nonce, access_token=response["access_token"]
         )
         response["id_token"] = keys.sign_jwt(id_claims, typ=ID_TOKEN_TYP)
+    return response
+
+
+def add_refresh_token(
+    response: dict, context: TokenContext, *, refresh_token: str | None = None
+) -> dict:
+    """In the grant's transaction: the refresh token, when the client may refresh (a new one
+    of ``context.session``, a stored session, unless the grant rotated one)."""
+    if context.client.check_grant_type("refresh_token"):
+        if refresh_token is None:
+            refresh_token, _row = new_refresh_token(context.session)
+        response["refresh_token"] = refresh_token
     return response
 
 

@@ -51,14 +51,17 @@ def open_successor(token: str, ciphertext: str) -> str:
     return AESGCM(_successor_key(token)).decrypt(raw[:12], raw[12:], None).decode()
 
 
-def find_for_use(plain: str, client: Client) -> tuple[RefreshToken, OAuthSession]:
-    """The token row and its session, both locked, or ``invalid_grant``."""
-    row = for_update(
-        RefreshToken.select().where(RefreshToken.token_hash == sha256_hex(plain))
-    ).first()
+def find(plain: str, client: Client) -> tuple[RefreshToken, OAuthSession]:
+    """The token row and its session (plain reads, no lock), or ``invalid_grant``."""
+    return _find(plain, client, locked=False)
+
+
+def _find(plain: str, client: Client, *, locked: bool) -> tuple[RefreshToken, OAuthSession]:
+    lock = for_update if locked else (lambda query: query)
+    row = lock(RefreshToken.select().where(RefreshToken.token_hash == sha256_hex(plain))).first()
     if row is None:
         raise InvalidGrantError("The refresh token is invalid.")
-    session = for_update(OAuthSession.select().where(OAuthSession.id == row.session_id)).first()
+    session = lock(OAuthSession.select().where(OAuthSession.id == row.session_id)).first()
     if session is None or session.client_id != client.client_id:
         raise InvalidGrantError("The refresh token is invalid.")
     if session.revoked_at is not None:
@@ -66,12 +69,25 @@ def find_for_use(plain: str, client: Client) -> tuple[RefreshToken, OAuthSession
     return row, session
 
 
-def use(row: RefreshToken, plain: str, session: OAuthSession) -> str:
-    """Spend ``plain`` (its locked ``row``): the token the client gets next.
+def may_be_spent(row: RefreshToken) -> bool:
+    """Live, or rotated within the reuse interval: using it may give a token (``spend``)."""
+    return row.rotated_at is None or _within_interval(row)
+
+
+def _within_interval(row: RefreshToken) -> bool:
+    interval = int(current_app.config["REFRESH_TOKEN_REUSE_INTERVAL"])
+    return interval > 0 and utcnow() - row.rotated_at <= dt.timedelta(seconds=interval)
+
+
+def spend(plain: str, client: Client) -> str:
+    """In the caller's write transaction: lock ``plain``'s row and session (again: they may
+    have changed since ``find``) and spend it: the refresh token the client gets next.
 
     A live token rotates; a rotated one within the reuse interval gives the current one;
-    any other replay revokes the session and answers ``invalid_grant``.
+    any other replay revokes the session and answers ``invalid_grant`` (the caller commits
+    the revocation before answering).
     """
+    row, session = _find(plain, client, locked=True)
     next_plain = _rotate(row, plain) if row.rotated_at is None else _replay(row, plain, session)
     session.last_used_at = utcnow()
     session.save()
@@ -87,8 +103,7 @@ def _rotate(row: RefreshToken, plain: str) -> str:
 
 
 def _replay(row: RefreshToken, plain: str, session: OAuthSession) -> str:
-    interval = int(current_app.config["REFRESH_TOKEN_REUSE_INTERVAL"])
-    if interval > 0 and utcnow() - row.rotated_at <= dt.timedelta(seconds=interval):
+    if _within_interval(row):
         live = live_successor(row, plain)
         if live is not None:
             return live

@@ -4,7 +4,6 @@ with their own credentials or bearer tokens."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from flask import Blueprint, Response, jsonify, request
@@ -82,13 +81,11 @@ def _plugin_failed(failure: PluginError):
 @bp.route("/token", methods=["POST"])
 @limit_failed_client_auth
 def token():
-    # One transaction: a refused or failing plugin rolls everything back (no code consumed,
-    # no refresh token rotated); OAuth errors are answers, and what they recorded is kept.
-    # client_credentials writes only its audit row, last: it needs no lock for its reads.
-    machine = request.form.get("grant_type") == "client_credentials"
+    # No transaction here: each grant runs its plugin hooks first, with no lock held, then
+    # writes in one short transaction of its own (protocol/grants.py). A refused or failing
+    # plugin therefore leaves nothing consumed and no refresh token rotated.
     try:
-        with contextlib.nullcontext() if machine else write_transaction():
-            return authorization_server().create_token_response()
+        return authorization_server().create_token_response()
     except TokenDenied as denial:
         return oauth_error(denial.status_code, denial.error, denial.description)
     except PluginError as failure:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from oauth.accounts import consents, passwords
 from oauth.accounts import users as accounts
-from oauth.accounts.login import sign_in
+from oauth.accounts.login import current_session_id, sign_in
 from oauth.ratelimit.passwords import Throttled, guarded
 from oauth.registry.clients import get_client
 from oauth.storage.models import User
@@ -78,7 +78,7 @@ def change_password():
             except accounts.AccountError as error:
                 password_form.new_password.errors.append(str(error))
             else:
-                sign_in(user)  # the epoch moved: keep this browser, end every other session
+                sign_in(user)  # every session ended: this browser gets a new one
                 flash("Password changed. Other sessions were signed out.", "success")
                 return redirect(url_for("settings.security"))
     return _security_page(password_form, 400)
@@ -89,12 +89,9 @@ def change_password():
 def sign_out_others():
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    user = accounts.sign_out_other_sessions(_user())
-    # Signing in again is not a new authentication: keep when and how the user last proved it
-    # (OIDC auth_time/amr), or max_age checks would be fooled.
-    kept = {key: session[key] for key in ("login_at", "auth_time", "amr") if key in session}
-    sign_in(user)
-    session.update(kept)
+    # This browser keeps its session, and with it when and how the user last proved who they
+    # are (OIDC auth_time/amr): signing out others is not a new authentication.
+    accounts.sign_out_other_sessions(_user(), keep=current_session_id())
     flash("Every other session was signed out.", "success")
     return redirect(url_for("settings.security"))
 

@@ -5,25 +5,36 @@ that URL, signed with the Standard Webhooks scheme (``webhook-id``, ``webhook-ti
 ``webhook-signature: v1,<base64 HMAC-SHA256>``) using ``HTTP_HOOK_SECRET`` (``v1,whsec_<base64>``
 or ``whsec_<base64>``). The endpoint answers ``{"claims": {...}}`` (merged into the token) or
 ``{"error": {"http_code": 403, "message": "..."}}`` (the token is refused). A timeout
-(``HTTP_HOOK_TIMEOUT``, default 5 s), a connection error, a non-2xx status or a malformed answer
-fails the token request with ``server_error``: the hook fails closed.
+(``HTTP_HOOK_TIMEOUT``, default 5 s), a connection error, a non-2xx status (a redirect too: it is
+never followed, so the signed payload goes nowhere else) or a malformed answer fails the token
+request with ``server_error``: the hook fails closed.
+
+The timeout bounds the whole call: connecting, sending and reading the complete answer. A
+watchdog shuts the socket down at the deadline, so a server that dribbles its answer a byte at
+a time is cut off like one that never answers. (Name resolution is not covered: Python's
+resolver cannot be interrupted; point the hook at an address or a fast resolver.)
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import http.client
 import json
+import socket
+import ssl
+import threading
 import time
 import uuid
+from urllib.parse import urlsplit
 
-import requests
 from flask import Flask, current_app
 
 from oauth.plugins.hookspecs import TokenDenied, hookimpl
 
-_session = requests.Session()
+MAX_ANSWER_BYTES = 1 << 20  # a claims answer is small; a bigger one is a broken hook
 
 
 class HttpHookError(Exception):
@@ -72,8 +83,79 @@ def _context_payload(context) -> dict:
     }
 
 
-@hookimpl(trylast=True)
-def customize_access_token(claims, context):
+class _Watchdog:
+    """Shuts ``connection``'s socket down ``seconds`` from now, ending any blocked read."""
+
+    def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
+        self.connection = connection
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = self.connection.sock
+        if sock is not None:
+            # The plain socket's shutdown, also for TLS: it only touches the descriptor, so
+            # the thread blocked in a read wakes up with an error.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HttpHookError("HTTP_HOOK_URL is not an http(s) URL")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        port = parts.port
+    except ValueError:
+        raise HttpHookError("HTTP_HOOK_URL has an invalid port") from None
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        return http.client.HTTPSConnection(
+            parts.hostname, port, timeout=timeout, context=context
+        ), target
+    return http.client.HTTPConnection(parts.hostname, port, timeout=timeout), target
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+    """POST ``body`` once; the status and answer, all within ``timeout`` seconds in total.
+
+    Redirects are never followed (http.client does not). Any failure is an HttpHookError.
+    """
+    connection, target = _connection(url, timeout)
+    watchdog = _Watchdog(connection, timeout)
+    try:
+        with watchdog:
+            connection.connect()
+            if watchdog.fired:  # it fired while the socket did not exist yet
+                raise TimeoutError
+            connection.request("POST", target, body=body, headers=headers)
+            response = connection.getresponse()
+            answer = response.read(MAX_ANSWER_BYTES + 1)
+            status = response.status
+    except (OSError, http.client.HTTPException, UnicodeError) as error:
+        if watchdog.fired or isinstance(error, TimeoutError):
+            raise HttpHookError(f"HTTP hook timed out after {timeout:g} s") from None
+        raise HttpHookError(f"HTTP hook unreachable: {type(error).__name__}") from None
+    finally:
+        connection.close()
+    if watchdog.fired:
+        raise HttpHookError(f"HTTP hook timed out after {timeout:g} s")
+    if len(answer) > MAX_ANSWER_BYTES:
+        raise HttpHookError(f"HTTP hook answer is larger than {MAX_ANSWER_BYTES} bytes")
+    return status, answer
+
+
+def _request(claims, context) -> tuple[bytes, dict[str, str]]:
     config = current_app.config
     body = json.dumps(
         {
@@ -93,19 +175,22 @@ def customize_access_token(claims, context):
     }
     if config.get("HTTP_HOOK_SECRET"):
         headers["webhook-signature"] = sign(config["HTTP_HOOK_SECRET"], message_id, timestamp, body)
+    return body, headers
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON a token can carry")
+
+
+@hookimpl(trylast=True)
+def customize_access_token(claims, context):
+    config = current_app.config
+    body, headers = _request(claims, context)
+    status, raw = post(config["HTTP_HOOK_URL"], body, headers, float(config["HTTP_HOOK_TIMEOUT"]))
+    if 300 <= status < 400:
+        raise HttpHookError(f"HTTP hook answered a redirect ({status}); redirects are not followed")
     try:
-        response = _session.post(
-            config["HTTP_HOOK_URL"],
-            data=body,
-            headers=headers,
-            timeout=float(config["HTTP_HOOK_TIMEOUT"]),
-        )
-    except requests.Timeout:
-        raise HttpHookError(f"HTTP hook timed out after {config['HTTP_HOOK_TIMEOUT']} s") from None
-    except requests.RequestException as error:
-        raise HttpHookError(f"HTTP hook unreachable: {type(error).__name__}") from None
-    try:
-        answer = response.json()
+        answer = json.loads(raw, parse_constant=_no_constant)
     except ValueError:
         answer = None
     if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
@@ -114,8 +199,8 @@ def customize_access_token(claims, context):
         raise TokenDenied(
             "invalid_request" if error.get("http_code") == 400 else "access_denied", message
         )
-    if not 200 <= response.status_code < 300:
-        raise HttpHookError(f"HTTP hook answered status {response.status_code}")
+    if not 200 <= status < 300:
+        raise HttpHookError(f"HTTP hook answered status {status}")
     if not isinstance(answer, dict) or not isinstance(answer.get("claims"), dict):
         raise HttpHookError("HTTP hook answer has no 'claims' object")
     return answer["claims"]
