@@ -10,6 +10,7 @@ from flask_login import current_user
 from oauth.protocol import authorize as authorization
 from oauth.protocol import resources
 from oauth.protocol.authorize import AuthorizationPageError, RedirectError
+from oauth.ratelimit.requests import limit_per_ip
 from oauth.scopes import describe
 from oauth.storage.db import write_transaction
 from oauth.storage.models import Client
@@ -26,7 +27,12 @@ def _user():
     return current_user._get_current_object() if current_user.is_authenticated else None
 
 
+def _anonymous() -> bool:
+    return not current_user.is_authenticated
+
+
 @bp.route("/authorize", methods=["GET"])
+@limit_per_ip("AUTHORIZE_RATE_LIMIT", methods=("GET", "POST"), when=_anonymous)
 def authorize():
     user = _user()
     try:
