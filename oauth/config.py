@@ -77,6 +77,8 @@ def defaults(app: Flask) -> dict:
         "MAIL_TIMEOUT": 10,
         "EMAIL_VERIFICATION": "optional",
         "EMAIL_VERIFICATION_TTL": 86400,
+        # Authorization requests from browsers nobody is signed in to (each costs a page, no row).
+        "AUTHORIZE_RATE_LIMIT": "60 per minute; 600 per hour",
         # argon2id cost: the RFC 9106 "second recommended" profile (64 MiB, 3 passes).
         "ARGON2_TIME_COST": 3,
         "ARGON2_MEMORY_COST": 65536,

@@ -90,11 +90,16 @@ class Flow:
         return self.browser.post(consent_location, data={"csrf_token": token, "decision": decision})
 
     def get_code(self, **overrides) -> tuple[str, dict]:
-        """Run authorize -> consent (if asked) -> code; returns (code, redirect query)."""
+        """Run authorize -> sign-in (if not signed in, as the default test user) -> consent
+        (if asked) -> code; returns (code, redirect query)."""
         params = self.authorize_params(**overrides)
         response = self.browser.get("/oauth/authorize?" + urlencode(params))
         assert response.status_code == 302, response.get_data(as_text=True)
         location = response.headers["Location"]
+        if location.startswith("/login?"):  # nothing stored yet: the request comes back after
+            signed_in = self.auth.login(next=query(location)["next"])
+            response = self.browser.get(signed_in.headers["Location"])
+            location = response.headers["Location"]
         if location.startswith("/oauth/consent"):
             page = self.browser.get(location)
             if page.status_code == 200:

@@ -108,12 +108,12 @@ def test_anonymous_user_is_sent_to_login_and_back(flow):
     login_url = response.headers["Location"]
     assert login_url.startswith("/login?")
     params = query(login_url)
-    assert params["next"].startswith("/oauth/consent?authorization_id=")
+    assert params["next"].startswith("/oauth/authorize?")  # the request itself, not stored
     page = flow.browser.get(login_url).get_data(as_text=True)
     assert 'value="alice@example.com"' in page  # login_hint prefills the email
     response = flow.auth.login(next=params["next"])
     assert response.headers["Location"] == params["next"]
-    consent = flow.browser.get(params["next"])
+    location, consent = flow.consent_page(flow.browser.get(params["next"]))
     assert consent.status_code == 200
     assert "Test App" in consent.get_data(as_text=True)
 
@@ -259,11 +259,13 @@ def test_pages_cannot_be_framed(flow):
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Referrer-Policy"] == "no-referrer"  # RFC 9700 4.2
 
 
 def test_expired_requests_are_purged(flow, app):
-    from oauth.protocol.authorize import purge_expired_requests
+    from oauth.protocol.pending import purge_expired_requests
 
+    signed_in(flow)
     flow.authorize()
     fresh = flow.authorize()
     assert fresh.status_code == 302

@@ -34,17 +34,23 @@ API = "https://api.example/"
 
 
 @pytest.fixture
-def resource_server(app):
+def api(app):
+    """The API the user tokens are for (only a registered API is a user-token audience)."""
+    with app.app_context():
+        return apis.create_api(API, "Example API")
+
+
+@pytest.fixture
+def resource_server(app, api):
     """The client an API's server authenticates as: it may introspect tokens for the API."""
     credentials = make_client(app, name="Resource Server")
     with app.app_context():
-        api = apis.create_api(API, "Example API")
         resource_servers.set_resource_server(api, clients.get_client(credentials[0]))
     return credentials
 
 
 @pytest.fixture
-def flow(flow):
+def flow(flow, api):
     """The signed-in user's app, asking for tokens for the API by default."""
     flow.tokens = functools.partial(flow.tokens, resource=API)
     return flow

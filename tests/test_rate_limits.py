@@ -15,7 +15,7 @@ from oauth.ratelimit.passwords import DEVICE_COOKIE
 from oauth.storage.models import RateLimitCounter
 from tests.conftest import AuthActions
 from tests.m2m_helpers import API, cc_token, setup_m2m
-from tests.oauth_helpers import basic_auth_header
+from tests.oauth_helpers import Flow, basic_auth_header, make_client
 
 ATTACKER = {"REMOTE_ADDR": "203.0.113.66"}
 OWNER_HOME = {"REMOTE_ADDR": "198.51.100.7"}
@@ -223,3 +223,18 @@ def test_limits_can_be_switched_off_entirely(make_app):
     assert {attacker.login(password="guess").status_code for _ in range(4)} == {200}
     with app.app_context():
         assert RateLimitCounter.select().count() == 0
+
+
+def test_anonymous_authorization_requests_are_limited_per_address(make_app):
+    app = make_app(AUTHORIZE_RATE_LIMIT="3 per minute")
+    client_id, secret = make_client(app)
+    anonymous = Browser(app, ATTACKER)
+    flow = Flow(app, anonymous.client, client_id=client_id, secret=secret)
+    assert [flow.authorize().status_code for _ in range(4)] == [302, 302, 302, 429]
+    assert "Retry-After" in flow.authorize().headers
+    # A signed-in user is not counted, even from that address.
+    anonymous.create_user()
+    assert anonymous.login().status_code == 302
+    assert {flow.authorize().status_code for _ in range(5)} == {302}
+    other = Flow(app, Browser(app, OWNER_HOME).client, client_id=client_id, secret=secret)
+    assert other.authorize().status_code == 302

@@ -89,7 +89,8 @@ def test_four_workers_hold_one_limit_and_the_owner_still_signs_in(database_url, 
 def test_failed_client_authentication_across_workers(make_app, database_url, tmp_path):
     app = make_app()
     client_id, secret = setup_m2m(app)
-    with serve(database_url, tmp_path, CLIENT_AUTH_RATE_LIMIT="4 per minute") as base:
+    limit = {"CLIENT_AUTH_RATE_LIMIT": "4 per minute", "SECRET_KEY": app.config["SECRET_KEY"]}
+    with serve(database_url, tmp_path, **limit) as base:
         form = {"grant_type": "client_credentials", "audience": API}
 
         def token(password: str) -> int:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from oauth.protocol.grants import s256
+from oauth.registry import apis
 from oauth.storage.models import AuthorizationRequest, OAuthSession, RefreshToken, utcnow
 from oauth.tokens import keys
 from tests.oauth_helpers import REDIRECT, Flow, decode_jwt_unverified, make_client
@@ -113,7 +114,13 @@ def test_default_scope(flow):
     assert tokens["scope"] == "email"
 
 
-def test_resource_becomes_the_audience(flow):
+def register_api(app, identifier="https://api.example.com", name="Example API"):
+    with app.app_context():
+        apis.create_api(identifier, name)
+
+
+def test_resource_becomes_the_audience(flow, app):
+    register_api(app)
     tokens = flow.tokens(resource="https://api.example.com")
     _, claims = decode_jwt_unverified(tokens["access_token"])
     assert claims["aud"] == "https://api.example.com"
@@ -244,7 +251,9 @@ def test_disabled_user_cannot_redeem_a_code(flow, app):
     assert error_of(flow.exchange(code)) == (400, "invalid_grant")
 
 
-def test_resource_at_token_must_match(flow):
+def test_resource_at_token_must_match(flow, app):
+    register_api(app)
+    register_api(app, "https://other.example.com", "Other API")
     code, _ = flow.get_code(resource="https://api.example.com")
     assert error_of(flow.exchange(code, resource="https://other.example.com")) == (
         400,

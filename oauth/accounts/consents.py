@@ -1,13 +1,20 @@
 """Consents: the only owner of Consent rows. A consent is what a user has let one client
-do (its scopes); it is remembered on the consent page, covers later requests, is touched
-when tokens are issued, listed on "authorized apps" and revoked there."""
+do (its scopes) and for which APIs (its resources, the audiences of the tokens); it is
+remembered on the consent page, covers later requests, is touched when tokens are issued,
+listed on "authorized apps" and revoked there.
+
+A consent made before resources were remembered (``resources`` NULL) covers only
+``DEFAULT_AUDIENCE``."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
+from flask import current_app
+
 from oauth import audit
+from oauth.registry import apis
 from oauth.scopes import describe
 from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import AuthorizationRequest, Client, Consent, OAuthSession, User, utcnow
@@ -20,28 +27,51 @@ class UserGrant:
 
     client: Client
     scopes: list[tuple[str, str]]  # (scope, plain words)
+    resources: list[str]  # the audiences approved (API identifiers or DEFAULT_AUDIENCE)
     granted_at: dt.datetime
     last_used_at: dt.datetime | None
 
+    @property
+    def apis(self) -> list[tuple[str, str]]:
+        """The APIs approved beyond DEFAULT_AUDIENCE, as (identifier, name)."""
+        default = current_app.config["DEFAULT_AUDIENCE"]
+        named = [(aud, apis.cached_api(aud)) for aud in self.resources if aud != default]
+        return [(aud, api.name if api is not None else aud) for aud, api in named]
 
-def covers(user: User, client_id: str, scopes: list[str]) -> bool:
-    """Whether ``user`` already consented to ``client_id`` for every one of ``scopes``."""
+
+def resources_of(consent: Consent) -> list[str]:
+    """The audiences a consent covers (a consent older than resources: DEFAULT_AUDIENCE)."""
+    if consent.resources is None:
+        return [current_app.config["DEFAULT_AUDIENCE"]]
+    return list(consent.resources)
+
+
+def covers(user: User, client_id: str, scopes: list[str], resource: str) -> bool:
+    """Whether ``user`` already consented to ``client_id`` for every one of ``scopes``, for
+    tokens whose audience is ``resource``."""
     consent = Consent.get_or_none((Consent.user == user) & (Consent.client == client_id))
-    return consent is not None and set(scopes) <= set(consent.scopes or [])
+    return (
+        consent is not None
+        and set(scopes) <= set(consent.scopes or [])
+        and resource in resources_of(consent)
+    )
 
 
-def remember(user: User, client_id: str, scopes: list[str]) -> None:
+def remember(user: User, client_id: str, scopes: list[str], resource: str) -> None:
     """Record (or widen) the consent, in the caller's transaction, and audit it."""
     consent = for_update(
         Consent.select().where((Consent.user == user) & (Consent.client == client_id))
     ).first()
     if consent is None:
-        Consent.create(user=user, client=client_id, scopes=scopes)
+        Consent.create(user=user, client=client_id, scopes=scopes, resources=[resource])
     else:
         consent.scopes = sorted(set(consent.scopes or []) | set(scopes))
+        consent.resources = sorted(set(resources_of(consent)) | {resource})
         consent.updated_at = utcnow()
         consent.save()
-    audit.record("consent.granted", user_id=user.id, client_id=client_id, scopes=scopes)
+    audit.record(
+        "consent.granted", user_id=user.id, client_id=client_id, scopes=scopes, resource=resource
+    )
 
 
 def touch(user: User, client: Client) -> None:
@@ -69,6 +99,7 @@ def list_user_grants(user: User) -> list[UserGrant]:
         UserGrant(
             client=consent.client,
             scopes=describe(list(consent.scopes or [])),
+            resources=resources_of(consent),
             granted_at=consent.created_at,
             last_used_at=consent.last_used_at,
         )
@@ -112,6 +143,7 @@ def revoke_user_grant(user: User, client: Client) -> bool:
             user_id=user.id,
             client_id=client.client_id,
             scopes=list(consent.scopes or []),
+            resources=resources_of(consent),
             sessions_revoked=len(sessions),
         )
     return True

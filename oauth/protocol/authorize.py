@@ -2,12 +2,12 @@
 
 Until the client and redirect URI are known good, errors are shown to the user (never
 redirected); afterwards they go back to the client with ``error``, ``state`` and ``iss``.
+A request is stored only for a signed-in user (``protocol/pending.py`` bounds the rest).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import random
 import re
 import time
 from dataclasses import dataclass
@@ -19,7 +19,8 @@ from werkzeug.datastructures import MultiDict
 
 from oauth import audit
 from oauth.accounts import consents
-from oauth.redirect_uris import redirect_uri_problem
+from oauth.protocol import pending, resources
+from oauth.redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.scopes import unknown as unknown_scopes
@@ -29,10 +30,7 @@ from oauth.storage.models import AuthorizationRequest, User, utcnow
 
 CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 PROMPTS = {"none", "login", "consent", "select_account"}
-SINGLE_PARAMS = (
-    "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
-    "code_challenge_method", "prompt", "max_age", "login_hint", "resource", "response_mode",
-)  # fmt: skip
+SINGLE_PARAMS = (*pending.CARRIED, pending.ARRIVED)
 
 MAX_AGE_LIMIT = 2**31 - 1  # seconds; a PostgreSQL integer column
 
@@ -80,7 +78,7 @@ def success_location(redirect_uri: str, code: str, state: str | None) -> str:
 
 
 def validate_request(args: MultiDict) -> AuthorizationRequest:
-    """Check a /oauth/authorize request and return it stored (status pending).
+    """Check a /oauth/authorize request and return it, not yet stored (``store`` does).
 
     Until the client and redirect URI are known good, problems are shown on an error page
     (``AuthorizationPageError``); after, they go back to the client (``RedirectError``),
@@ -88,7 +86,8 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
     """
     client, redirect_uri, redirect_uri_sent = _client_and_redirect_uri(args)
     has_nul = any("\x00" in value for value in args.values())
-    state = None if has_nul else args.get("state")
+    overlong = pending.too_long(args)
+    state = None if has_nul or overlong == "state" else args.get("state")
 
     def fail(error: str, description: str):
         if untrusted(client):
@@ -97,6 +96,9 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
 
     if has_nul:
         fail("invalid_request", "Parameters may not contain NUL.")
+    if overlong:
+        limit = pending.PARAM_LIMITS[overlong]
+        fail("invalid_request", f"Parameter '{overlong}' is longer than {limit} bytes.")
 
     _check_request_shape(args, client, fail)
     scopes = parse_scope(args.get("scope")) or parse_scope(current_app.config["DEFAULT_SCOPE"])
@@ -106,13 +108,13 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
     challenge = _code_challenge(args, fail)
     prompts, max_age = _prompt_and_max_age(args, fail)
     resource = args.get("resource")
-    if resource is not None:
-        parts = urlsplit(resource)
-        if not parts.scheme or parts.fragment or "#" in resource or len(resource) > 2048:
-            fail("invalid_target", "resource must be an absolute URI without a fragment.")
-    if random.random() < 0.01:
-        purge_expired_requests()
-    return AuthorizationRequest.create(
+    problem = resources.resource_problem(resource) if resource is not None else None
+    if problem:
+        fail("invalid_target", problem)
+    if resource == resources.default_audience():
+        resource = None
+    arrived = pending.arrival(args)
+    return AuthorizationRequest(
         id=random_token(24),
         client=client,
         redirect_uri=redirect_uri,
@@ -125,9 +127,20 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
         resource=resource,
         prompt=" ".join(sorted(prompts)) or None,
         max_age=max_age,
-        login_hint=(args.get("login_hint") or "")[:320] or None,
-        expires_at=utcnow() + dt.timedelta(seconds=int(current_app.config["AUTHORIZATION_TTL"])),
+        login_hint=args.get("login_hint") or None,
+        created_at=arrived,
+        expires_at=arrived + dt.timedelta(seconds=int(current_app.config["AUTHORIZATION_TTL"])),
     )
+
+
+def store(row: AuthorizationRequest, user: User) -> None:
+    """Keep a validated request for the signed-in ``user`` (in the caller's transaction)."""
+    pending.store(row, user)
+
+
+def resume_query(args: MultiDict, row: AuthorizationRequest) -> str:
+    """The /oauth/authorize query that resumes ``row`` after an anonymous user signs in."""
+    return pending.resume_query(args, row.created_at)
 
 
 def _client_and_redirect_uri(args: MultiDict):
@@ -206,15 +219,6 @@ def _prompt_and_max_age(args: MultiDict, fail) -> tuple[set[str], int | None]:
     return prompts, int(max_age)
 
 
-def purge_expired_requests(older_than: dt.timedelta = dt.timedelta(days=1)) -> int:
-    """Forget authorization requests (and their codes) a day after they expired.
-
-    Anyone can create rows here by visiting /oauth/authorize, so they must not pile up.
-    """
-    cutoff = utcnow() - older_than
-    return AuthorizationRequest.delete().where(AuthorizationRequest.expires_at < cutoff).execute()
-
-
 # --- deciding -----------------------------------------------------------------------------
 
 
@@ -243,7 +247,9 @@ def load_pending(authorization_id: str | None) -> AuthorizationRequest:
     row = AuthorizationRequest.get_or_none(AuthorizationRequest.id == key) if key else None
     if row is None:
         raise AuthorizationPageError(
-            "Request not found", "This authorization request does not exist."
+            "Request not found",
+            "This authorization request does not exist or has expired. "
+            "Go back to the application and try again.",
         )
     if row.status != "pending":
         raise AuthorizationPageError(
@@ -263,9 +269,19 @@ def untrusted(client) -> bool:
     return client.registration_type == "dynamic"
 
 
+def remembered_consent_may_answer(client, redirect_uri: str) -> bool:
+    """RFC 8252 §8.6: a public client's identity is proven only by a claimed https redirect
+    URI (not loopback), so only then may a remembered consent answer without a screen."""
+    if not client.is_public:
+        return True
+    parts = urlsplit(redirect_uri)
+    return parts.scheme == "https" and parts.hostname not in LOOPBACK_HOSTS
+
+
 def _silent_error(row: AuthorizationRequest, user: User | None, error: str, description: str):
     """Answer a prompt=none request that cannot be answered silently."""
-    _finish(row, user, approved=False)
+    if user is not None:  # only a signed-in user's request is stored
+        _finish(row, user, approved=False)
     if untrusted(row.client):
         raise AuthorizationPageError("Sign-in needed", description)
     return Outcome("redirect", error_location(row.redirect_uri, error, description, row.state))
@@ -282,15 +298,22 @@ def decide(row: AuthorizationRequest, user: User | None) -> Outcome:
         raise AuthorizationPageError(
             "Wrong account", "This authorization request belongs to another user."
         )
-    if "consent" not in prompts and consents.covers(user, row.client_id, row.scopes):
+    if _remembered(row, user, prompts):
         return Outcome("redirect", approve(row, user, remember=False))
     if "none" in prompts:
-        return _silent_error(
-            row, user, "consent_required", "The user has not granted these scopes."
-        )
+        return _silent_error(row, user, "consent_required", "The user has not granted this access.")
     if row.user_id is None:
         AuthorizationRequest.update(user=user).where(AuthorizationRequest.id == row.id).execute()
     return Outcome("consent")
+
+
+def _remembered(row: AuthorizationRequest, user: User, prompts: set[str]) -> bool:
+    """Whether a remembered consent answers this request without the consent page."""
+    return (
+        "consent" not in prompts
+        and remembered_consent_may_answer(row.client, row.redirect_uri)
+        and consents.covers(user, row.client_id, row.scopes, resources.audience_of(row.resource))
+    )
 
 
 def _finish(row: AuthorizationRequest, user: User | None, *, approved: bool) -> None:
@@ -323,7 +346,9 @@ def approve(row: AuthorizationRequest, user: User, *, remember: bool = True) -> 
         locked.amr = list(session.get("amr") or ["pwd"])
         locked.save()
         if remember:
-            consents.remember(user, locked.client_id, locked.scopes)
+            consents.remember(
+                user, locked.client_id, locked.scopes, resources.audience_of(locked.resource)
+            )
     return success_location(locked.redirect_uri, code, locked.state)
 
 

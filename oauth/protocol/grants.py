@@ -27,11 +27,11 @@ from authlib.oauth2.rfc6749.errors import (
     OAuth2Error,
     UnauthorizedClientError,
 )
-from flask import current_app
 
 from oauth import audit
 from oauth.accounts import consents
 from oauth.plugins.hookspecs import TokenContext
+from oauth.protocol import resources
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
@@ -56,6 +56,18 @@ def s256(verifier: str) -> str:
 def require_grant_type(client, grant_type: str) -> None:
     if not client.check_grant_type(grant_type):
         raise UnauthorizedClientError(f"This client may not use grant_type={grant_type}.")
+
+
+def check_resource(grant, granted_audience: str) -> None:
+    """RFC 8707 at the token endpoint: ``resource``, if sent, names the audience granted, and
+    that audience is still a user-token audience (a registered API or DEFAULT_AUDIENCE)."""
+    sent = grant.request.payload.datalist.get("resource", [])
+    if len(sent) > 1:
+        raise InvalidTargetError("Ask for one resource per token.")
+    if sent and resources.audience_of(sent[0]) != granted_audience:
+        raise InvalidTargetError("'resource' was not granted by this authorization.")
+    if not resources.is_user_audience(granted_audience):
+        raise InvalidTargetError("The resource of this grant is not a registered API.")
 
 
 def _authenticate(grant, grant_type: str, parameter: str):
@@ -101,9 +113,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         self._check_redeemable(row)
         self._check_redirect_uri(row)
         self._check_code_verifier(row)
-        resource = self.request.form.get("resource")
-        if resource and resource != row.resource:
-            raise InvalidTargetError("'resource' differs from the authorization request.")
+        check_resource(self, resources.audience_of(row.resource))
         self.request.client = client
         self.request.user = _active_user(row.user_id, self.INACTIVE_USER)
         self.request.authorization_code = row
@@ -154,7 +164,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             user=self.request.user,
             client=client,
             scope=row.scope,
-            audience=row.resource or current_app.config["DEFAULT_AUDIENCE"],
+            audience=resources.audience_of(row.resource),
             auth_time=row.auth_time or int(time.time()),
             amr=row.amr or ["pwd"],
         )
@@ -212,6 +222,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if not refresh.may_be_spent(row):
             # A replay past the reuse interval: no token to issue, so no hook to run first.
             in_write_transaction(lambda: refresh.spend(plain, client))
+        check_resource(self, session.audience)
         user = _active_user(session.user_id, self.INACTIVE_USER)
         requested = parse_scope(self.request.form.get("scope"))
         if requested and not set(requested) <= set(session.scopes):

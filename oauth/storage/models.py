@@ -204,6 +204,9 @@ class Consent(BaseModel):
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="consents")
     client = peewee.ForeignKeyField(Client, on_delete="CASCADE", backref="consents")
     scopes = JSONField(default=list)
+    # The audiences approved (API identifiers or DEFAULT_AUDIENCE); None on consents made
+    # before they were remembered, which read as [DEFAULT_AUDIENCE] (accounts/consents.py).
+    resources = JSONField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
     last_used_at = peewee.DateTimeField(null=True)
@@ -297,7 +300,7 @@ class RevokedAccessToken(BaseModel):
     """The denylist of revoked JWT access tokens, kept until they would have expired anyway."""
 
     jti = peewee.CharField(primary_key=True, max_length=64)
-    expires_at = peewee.DateTimeField(index=True)
+    expires_at = peewee.DateTimeField()
     revoked_at = peewee.DateTimeField(default=utcnow)
 
 

@@ -8,7 +8,9 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from oauth.protocol import authorize as authorization
+from oauth.protocol import resources
 from oauth.protocol.authorize import AuthorizationPageError, RedirectError
+from oauth.ratelimit.requests import limit_per_ip
 from oauth.scopes import describe
 from oauth.storage.db import write_transaction
 from oauth.storage.models import Client
@@ -25,19 +27,31 @@ def _user():
     return current_user._get_current_object() if current_user.is_authenticated else None
 
 
+def _anonymous() -> bool:
+    return not current_user.is_authenticated
+
+
 @bp.route("/authorize", methods=["GET"])
+@limit_per_ip("AUTHORIZE_RATE_LIMIT", methods=("GET", "POST"), when=_anonymous)
 def authorize():
+    user = _user()
     try:
-        with write_transaction():
-            row = authorization.validate_request(request.args)
+        row = authorization.validate_request(request.args)
+        if user is not None:
+            with write_transaction():
+                authorization.store(row, user)
     except AuthorizationPageError as error:
         return _page_error(error)
     except RedirectError as error:
         return redirect(error.location())
+    if user is None:
+        # Nothing is stored for an anonymous browser: the sign-in page sends it back here.
+        resume = url_for("oauth.authorize") + "?" + authorization.resume_query(request.args, row)
+        return _continue(row, next_path=resume)
     return _continue(row)
 
 
-def _continue(row, *, render_consent: bool = False):
+def _continue(row, *, render_consent: bool = False, next_path: str | None = None):
     try:
         outcome = authorization.decide(row, _user())
     except AuthorizationPageError as error:
@@ -46,7 +60,7 @@ def _continue(row, *, render_consent: bool = False):
         return redirect(outcome.location)
     consent_path = url_for("oauth.consent", authorization_id=row.id)
     if outcome.kind == "login":
-        params = {"next": consent_path}
+        params = {"next": next_path or consent_path}
         if _user() is not None:
             params["reauth"] = "1"
         if row.login_hint:
@@ -61,6 +75,7 @@ def _continue(row, *, render_consent: bool = False):
         request_row=row,
         client=Client.get_by_id(row.client_id),
         scopes=describe(row.scopes),
+        api_name=resources.api_name(row.resource) if row.resource else None,
         redirect_host=_host(row.redirect_uri),
     )
 
