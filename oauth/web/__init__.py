@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_login import current_user
 
-from oauth.web import admin, auth, consent, errors, health, protocol, settings, wellknown
+from oauth.web import admin, auth, consent, errors, health, logout, protocol, settings, wellknown
 
 
 def register_blueprints(app: Flask) -> None:
@@ -17,8 +17,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(protocol.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(logout.bp)
     # Protocol endpoints authenticate clients, not browsers: no CSRF tokens there.
     app.extensions["portcullis.csrf"].exempt(protocol.bp)
+    # Relying parties POST logout requests; our confirmation form checks its own CSRF token.
+    app.extensions["portcullis.csrf"].exempt(logout.bp)
     errors.register(app)
 
     @app.context_processor
