@@ -216,3 +216,23 @@ def test_password_change_ends_sessions_and_notifies(make_app):
             ]
             == "password_changed"
         )
+
+
+def test_due_retries_go_out_after_a_later_response(make_app, monkeypatch):
+    app = _app(make_app)
+    with Receiver(status=500) as receiver:
+        flow = _flow(app, receiver.url)
+        flow.tokens()
+        flow.auth.logout()
+        receiver.status = 200
+        monkeypatch.setattr(backchannel, "RETRY_CHECK_SECONDS", 0)
+        flow.browser.get("/healthz").close()  # not due yet: nothing sent
+        assert len(receiver.received) == 1
+        with app.app_context():
+            BackchannelLogout.update(next_attempt_at=dt.datetime(2000, 1, 1)).execute()
+        response = flow.browser.get("/healthz")
+        assert len(receiver.received) == 1  # only once the response is closed (sent)
+        response.close()
+        assert len(receiver.received) == 2
+    with app.app_context():
+        assert BackchannelLogout.select().count() == 0

@@ -44,9 +44,11 @@ BATCH = 20
 def _enqueue(client: Client, sub: str, sid: str | None, reason: str) -> bool:
     if logout_settings.backchannel_logout_uri(client) is None:
         return False
-    BackchannelLogout.create(
+    row = BackchannelLogout.create(
         client=client.client_id, sub=sub, sid=sid, reason=reason, next_attempt_at=utcnow()
     )
+    if has_request_context():
+        g.setdefault("_backchannel_ids", []).append(row.id)
     return True
 
 
@@ -99,20 +101,31 @@ def app_revoked(user_id: str, client: Client) -> int:
 # --- scheduling ----------------------------------------------------------------------------
 
 
+def _deliver_safely(limit: int = 0, ids: list[str] | None = None) -> None:
+    """``deliver_due`` where a failure must not spoil what already happened (the sign-out)."""
+    try:
+        deliver_due(limit or BATCH, ids=ids)
+    except Exception:  # the rows stay queued for the retries
+        log.exception("back-channel logout delivery failed")
+
+
 def deliver_soon() -> None:
-    """Deliver what is due once no transaction is open: at the end of this request, or now."""
+    """Deliver once no transaction is open: what this request queued, at its end (older
+    backlog is left to the retries); outside a request everything due, now."""
     if has_request_context():
         if not g.get("_backchannel_scheduled"):
             g._backchannel_scheduled = True
 
             @after_this_request
             def _deliver(response):
-                deliver_due()
+                ids = g.pop("_backchannel_ids", [])
+                if ids:
+                    _deliver_safely(len(ids), ids)
                 return response
 
         return
     if database.transaction_depth() == 0:
-        deliver_due()
+        _deliver_safely()
 
 
 def _retry_later_requests(response):
@@ -125,11 +138,8 @@ def _retry_later_requests(response):
     state["checked"] = now
 
     def retry() -> None:
-        with app.app_context():
-            try:
-                deliver_due()
-            except Exception:  # a retry must never break anything else
-                log.exception("back-channel logout retry failed")
+        with app.app_context():  # its teardown gives the connection back
+            _deliver_safely()
 
     response.call_on_close(retry)
     return response
@@ -142,21 +152,26 @@ def init_app(app: Flask) -> None:
 # --- delivery (no transaction open) --------------------------------------------------------
 
 
-def _claim(limit: int) -> list[BackchannelLogout]:
+def _claim(limit: int, ids: list[str] | None) -> list[BackchannelLogout]:
     """Lease the due rows (so another worker does not send them too) and return them."""
     now = utcnow()
-    if not BackchannelLogout.select().where(BackchannelLogout.next_attempt_at <= now).exists():
+    due = BackchannelLogout.next_attempt_at <= now
+    if ids is not None:
+        due &= BackchannelLogout.id.in_(ids)
+    if not BackchannelLogout.select().where(due).exists():
         return []  # the common case: a read, no write lock
-    lease = now + dt.timedelta(seconds=float(current_app.config["BACKCHANNEL_LOGOUT_TIMEOUT"]) * 3)
     with write_transaction():
         rows = list(
             for_update(
                 BackchannelLogout.select()
-                .where(BackchannelLogout.next_attempt_at <= now)
+                .where(due)
                 .order_by(BackchannelLogout.next_attempt_at)
                 .limit(limit)
             )
         )
+        # long enough for every one of them to time out in turn
+        seconds = float(current_app.config["BACKCHANNEL_LOGOUT_TIMEOUT"]) * (len(rows) + 1) + 30
+        lease = now + dt.timedelta(seconds=seconds)
         if rows:
             BackchannelLogout.update(next_attempt_at=lease).where(
                 BackchannelLogout.id.in_([row.id for row in rows])
@@ -226,10 +241,10 @@ def _record(row: BackchannelLogout, error: str | None) -> str:
     return outcome
 
 
-def deliver_due(limit: int = BATCH) -> dict[str, int]:
-    """Send every due logout token (at most ``limit``); counts by outcome."""
+def deliver_due(limit: int = BATCH, *, ids: list[str] | None = None) -> dict[str, int]:
+    """Send the due logout tokens (at most ``limit``; only ``ids`` if given); counts by outcome."""
     counts = {"delivered": 0, "failed": 0, "abandoned": 0}
-    for row in _claim(limit):
+    for row in _claim(limit, ids):
         client = Client.get_or_none(Client.client_id == row.client_id)
         if client is None:
             continue  # deleted meanwhile: its rows went with it

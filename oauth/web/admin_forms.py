@@ -65,7 +65,9 @@ class ClientForm(FlaskForm):
         "Logo URL (logo_uri)", validators=[Optional(), Length(max=MAX_URI_LENGTH)]
     )
     post_logout_redirect_uris = TextAreaField(
-        "Post-logout redirect URIs", description="One per line.", render_kw={"rows": 2}
+        "After sign-out, return to (post_logout_redirect_uris)",
+        description="One per line.",
+        render_kw={"rows": 2},
     )
     backchannel_logout_uri = StringField(
         "Back-channel logout URI", validators=[Optional(), Length(max=MAX_URI_LENGTH)]
