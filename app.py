@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
 from oauth import cli, config, ratelimit, web
-from oauth.accounts import login, mail, passwords
+from oauth.accounts import backchannel, login, mail, passwords
 from oauth.plugins import host as plugin_host
 from oauth.protocol import server
 from oauth.ratelimit import passwords as password_limits
@@ -66,6 +66,7 @@ def setup_plugins(app: Flask) -> None:
 def setup_security(app: Flask) -> None:
     """Browser sessions, CSRF on every form, password hashing, rate limits, security headers."""
     login.init_app(app)
+    backchannel.init_app(app)  # retries of back-channel logout deliveries on later requests
     app.extensions["portcullis.csrf"] = CSRFProtect(app)
     passwords.init_app(app)
     ratelimit.init_app(app)

@@ -89,6 +89,11 @@ def defaults(app: Flask) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
+        # Outbound fetches (back-channel logout) may reach loopback/private addresses: tests only.
+        "FETCH_ALLOW_PRIVATE_ADDRESSES": False,
+        # Back-Channel Logout: seconds one delivery may take, attempts before a token is dropped.
+        "BACKCHANNEL_LOGOUT_TIMEOUT": 5,
+        "BACKCHANNEL_LOGOUT_MAX_ATTEMPTS": 8,
     }
 
 

@@ -123,7 +123,7 @@ def disable_user(user: User, *, actor_id: str | None) -> int:
         User.update(disabled=True, session_epoch=User.session_epoch + 1, updated_at=utcnow()).where(
             User.id == user.id
         ).execute()
-        browser_sessions.end_all(user.id)
+        browser_sessions.end_all(user.id, reason="user_disabled")
         sessions = list(
             for_update(
                 OAuthSession.select().where(

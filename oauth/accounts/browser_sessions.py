@@ -10,6 +10,7 @@ import datetime as dt
 
 from flask import current_app
 
+from oauth.accounts import backchannel
 from oauth.security import random_token, sha256_hex
 from oauth.storage.db import write_transaction
 from oauth.storage.models import BrowserSession, User, utcnow
@@ -54,6 +55,7 @@ def start(user: User, *, auth_time: int, amr: list[str], user_agent: str, ip: st
             ip=(ip or "")[:64],
             auth_time=auth_time,
             amr=list(amr),
+            sid=random_token(16),  # OIDC sid: public, so unrelated to the secret id
         )
     return session_id
 
@@ -86,30 +88,52 @@ def find(session_id: str) -> BrowserSession | None:
     return row
 
 
-def end(session_id: str | None) -> bool:
-    """End one session (sign-out, or the old id when a browser signs in again)."""
+def end(session_id: str | None, *, logout_reason: str | None = None) -> bool:
+    """End one session (sign-out, or the old id when a browser signs in again). With a
+    ``logout_reason`` the clients signed in through it are sent back-channel logout tokens."""
     id_hash = _hash(session_id) if session_id else None
     if id_hash is None:
         return False
     with write_transaction():
-        return BrowserSession.delete().where(BrowserSession.id_hash == id_hash).execute() > 0
+        row = BrowserSession.get_or_none(BrowserSession.id_hash == id_hash)
+        if row is None:
+            return False
+        BrowserSession.delete().where(BrowserSession.id_hash == id_hash).execute()
+        if logout_reason is not None:
+            backchannel.browser_sessions_ended(row.user_id, [row.sid], logout_reason)
+        return True
 
 
-def end_all(user_id: str, *, keep: str | None = None) -> int:
+def end_all(user_id: str, *, keep: str | None = None, reason: str = "signed_out") -> int:
     """End every session of the user except ``keep`` (which moves to the user's current epoch,
-    so call this after bumping it). Returns how many ended."""
+    so call this after bumping it), notifying their clients (back-channel logout). Returns how
+    many ended."""
     keep_hash = _hash(keep) if keep else None
     with write_transaction():
+        ending = BrowserSession.select(BrowserSession.sid).where(BrowserSession.user == user_id)
         query = BrowserSession.delete().where(BrowserSession.user == user_id)
         if keep_hash is not None:
+            ending = ending.where(BrowserSession.id_hash != keep_hash)
             query = query.where(BrowserSession.id_hash != keep_hash)
+        sids = [sid for (sid,) in ending.tuples()]
         ended = query.execute()
         if keep_hash is not None:
             epoch = User.select(User.session_epoch).where(User.id == user_id)
             BrowserSession.update(epoch=epoch).where(
                 (BrowserSession.id_hash == keep_hash) & (BrowserSession.user == user_id)
             ).execute()
+        backchannel.browser_sessions_ended(user_id, sids, reason)
     return ended
+
+
+def sid_of(session_id: str | None) -> str | None:
+    """The OIDC sid of the live session with this (secret) id."""
+    id_hash = _hash(session_id) if session_id else None
+    if id_hash is None:
+        return None
+    return (
+        BrowserSession.select(BrowserSession.sid).where(BrowserSession.id_hash == id_hash).scalar()
+    )
 
 
 def purge(now: dt.datetime | None = None) -> int:

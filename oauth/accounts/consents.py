@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from oauth import audit
+from oauth.accounts import backchannel
 from oauth.registry import apis
 from oauth.scopes import describe
 from oauth.storage.db import for_update, write_transaction
@@ -146,4 +147,5 @@ def revoke_user_grant(user: User, client: Client) -> bool:
             resources=resources_of(consent),
             sessions_revoked=len(sessions),
         )
+        backchannel.app_revoked(user.id, client)  # its back-channel logout, if registered
     return True

@@ -29,6 +29,7 @@ def load_user(session_id: str) -> User | None:
         return None
     user = row.user
     user.browser_session_id = session_id
+    user.browser_sid = row.sid
     return user
 
 
@@ -63,7 +64,7 @@ def sign_out() -> None:
     """End this browser's session (audited when someone was signed in)."""
     user_id = current_user.id if current_user.is_authenticated else None  # before the row goes
     with write_transaction():
-        browser_sessions.end(session.get("_user_id"))
+        browser_sessions.end(session.get("_user_id"), logout_reason="signed_out")
         if user_id is not None:
             audit.record("logout", user_id=user_id)
     logout_user()

@@ -174,7 +174,7 @@ def set_password(
     with write_transaction():
         user.save()
         if sign_out_everywhere:
-            browser_sessions.end_all(user.id)
+            browser_sessions.end_all(user.id, reason="password_changed")
         audit.record("password.changed", user_id=user.id, via=via)
 
 
@@ -200,7 +200,7 @@ def sign_out_other_sessions(user: User, *, keep: str | None = None) -> User:
     """End every browser session of ``user`` but ``keep`` (the caller's own session id)."""
     with write_transaction():
         User.update(session_epoch=User.session_epoch + 1).where(User.id == user.id).execute()
-        browser_sessions.end_all(user.id, keep=keep)
+        browser_sessions.end_all(user.id, keep=keep, reason="signed_out_others")
         audit.record("sessions.signed_out_others", user_id=user.id)
     return User.get_by_id(user.id)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Flask
 
 from oauth.cli.apis import apis_cli
+from oauth.cli.backchannel import backchannel_cli
 from oauth.cli.clients import clients_cli
 from oauth.cli.keys import keys_cli
 from oauth.cli.mail import mail_cli
@@ -23,3 +24,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(apis_cli)
     app.cli.add_command(plugins_cli)
     app.cli.add_command(mail_cli)
+    app.cli.add_command(backchannel_cli)

@@ -9,13 +9,56 @@ import click
 
 from oauth.cli.support import OneLineErrorGroup, client_or_fail
 from oauth.protocol import registration
-from oauth.registry import clients
+from oauth.registry import clients, logout_settings
 
 clients_cli = OneLineErrorGroup("clients", help="Manage OAuth clients.")
 
 
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
+
+
+def logout_options(command):
+    """The logout settings (OIDC RP-Initiated and Back-Channel Logout) of create and update."""
+    options = [
+        click.option(
+            "--post-logout-redirect-uri",
+            "post_logout_redirect_uris",
+            multiple=True,
+            help="Where /oauth/logout may return (exact match). Repeat for several.",
+        ),
+        click.option(
+            "--backchannel-logout-uri", default=None, help="Receives logout tokens ('' removes)."
+        ),
+        click.option(
+            "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
+            default=None,
+            help="Logout tokens must carry sid.",
+        ),
+        click.option(
+            "--logout-revokes-tokens/--no-logout-revokes-tokens",
+            default=None,
+            help="An RP-initiated logout also revokes the client's refresh tokens (default: no).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _logout_metadata(base: dict, options: dict) -> dict:
+    metadata = dict(base)
+    given = {
+        logout_settings.POST_LOGOUT_REDIRECT_URIS: list(options["post_logout_redirect_uris"])
+        or None,
+        logout_settings.BACKCHANNEL_LOGOUT_URI: options["backchannel_logout_uri"],
+        logout_settings.SESSION_REQUIRED: options["backchannel_logout_session_required"],
+        logout_settings.REVOKES_TOKENS: options["logout_revokes_tokens"],
+    }
+    for field, value in given.items():
+        if value is not None:
+            metadata[field] = value
+    return metadata
 
 
 def _echo_secret(secret: str) -> None:
@@ -36,8 +79,11 @@ def _echo_secret(secret: str) -> None:
 )
 @click.option("--client-uri", default="", help="Home page of the application (https).")
 @click.option("--logo-uri", default="", help="Logo shown on the consent page (https).")
+@logout_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def clients_create(name, redirect_uris, public, grant_types, client_uri, logo_uri, as_json):
+def clients_create(
+    name, redirect_uris, public, grant_types, client_uri, logo_uri, as_json, **logout
+):
     """Register a client and print its credentials (the secret is shown once)."""
     try:
         client, secret = clients.create_client(
@@ -47,6 +93,7 @@ def clients_create(name, redirect_uris, public, grant_types, client_uri, logo_ur
             grant_types=list(grant_types) or None,
             client_uri=client_uri,
             logo_uri=logo_uri,
+            metadata=_logout_metadata({}, logout),
         )
     except clients.ClientError as error:
         raise click.ClickException(error.message) from None
@@ -61,6 +108,26 @@ def clients_create(name, redirect_uris, public, grant_types, client_uri, logo_ur
     click.echo(f"grant types:    {' '.join(client.grant_types)}")
     if secret is not None:
         _echo_secret(secret)
+
+
+@clients_cli.command("update")
+@click.argument("client_id")
+@logout_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def clients_update(client_id, as_json, **logout):
+    """Change a client's logout settings (options not given stay as they are)."""
+    client = client_or_fail(client_id)
+    metadata = _logout_metadata(client.metadata or {}, logout)
+    try:
+        clients.update_client(client, metadata=metadata)
+    except clients.ClientError as error:
+        raise click.ClickException(error.message) from None
+    if as_json:
+        _echo_json(clients.client_info(client))
+        return
+    click.echo(f"Updated client {client.name} ({client.client_id}).")
+    for field, value in logout_settings.describe(client).items():
+        click.echo(f"{field}: {json.dumps(value)}")
 
 
 @clients_cli.command("list")

@@ -39,7 +39,15 @@ DENIAL_STATUS = {
 PROTECTED_CLAIMS = ("iss", "sub", "iat", "exp", "nbf", "jti", "client_id", "session_id")
 # An ID token also binds the client (aud), the request (nonce), the access token (at_hash)
 # and the sign-in (auth_time, acr): a relying party checks each of them.
-ID_TOKEN_PROTECTED_CLAIMS = (*PROTECTED_CLAIMS, "aud", "nonce", "at_hash", "auth_time", "acr")
+ID_TOKEN_PROTECTED_CLAIMS = (
+    *PROTECTED_CLAIMS,
+    "aud",
+    "nonce",
+    "at_hash",
+    "auth_time",
+    "acr",
+    "sid",
+)
 
 
 @dataclass

@@ -344,6 +344,7 @@ def approve(row: AuthorizationRequest, user: User, *, remember: bool = True) -> 
         locked.code_hash = sha256_hex(code)
         locked.auth_time = int(session.get("auth_time") or time.time())
         locked.amr = list(session.get("amr") or ["pwd"])
+        locked.browser_sid = getattr(user, "browser_sid", None)  # the ID token's sid
         locked.save()
         if remember:
             consents.remember(

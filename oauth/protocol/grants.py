@@ -167,6 +167,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             audience=resources.audience_of(row.resource),
             auth_time=row.auth_time or int(time.time()),
             amr=row.amr or ["pwd"],
+            browser_sid=row.browser_sid,
         )
         context = _context(self, "authorization_code", session, session.scopes)
         token = issue.user_tokens(context, nonce=row.nonce)  # every hook, before any lock

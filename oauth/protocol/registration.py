@@ -13,7 +13,7 @@ import peewee
 from flask import current_app
 
 from oauth import audit
-from oauth.registry import clients
+from oauth.registry import clients, logout_settings
 from oauth.registry.clients import ClientError
 from oauth.security import matches_hash, random_token, sha256_hex
 from oauth.storage.db import for_update, write_transaction
@@ -88,7 +88,7 @@ def client_fields(body: dict, *, default_method: str = DEFAULT_AUTH_METHOD) -> d
         "token_endpoint_auth_method": default_method if method is None else method,
         "client_uri": body.get("client_uri") or "",
         "logo_uri": body.get("logo_uri") or "",
-        "metadata": _extra_metadata(body),
+        "metadata": {**_extra_metadata(body), **logout_settings.from_registration(body)},
     }
 
 
@@ -141,7 +141,8 @@ def update(client: Client, body: dict) -> None:
         raise ClientError("client_secret does not match")
     # An omitted auth method keeps the current one: the type (public/confidential) is fixed.
     fields = client_fields(body, default_method=client.token_endpoint_auth_method)
-    kept = {k: v for k, v in (client.metadata or {}).items() if k not in EXTRA_FIELDS}
+    replaced = (*EXTRA_FIELDS, *logout_settings.FIELDS)
+    kept = {k: v for k, v in (client.metadata or {}).items() if k not in replaced}
     fields["metadata"] = {**kept, **fields["metadata"]}
     with write_transaction():
         clients.update_client(client, **fields)  # audited by the client service

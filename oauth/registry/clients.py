@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from oauth import audit
 from oauth.redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
+from oauth.registry import logout_settings
 from oauth.registry.cache import cached, invalidates
 from oauth.security import lookup_key, random_token, sha256_hex
 from oauth.storage.db import write_transaction
@@ -153,9 +154,13 @@ def _clean_metadata(metadata: Any) -> dict:
         raise _metadata_error("metadata must be a JSON object")
     try:
         # Round-trip so what is stored is exactly what will be read back (and not aliased).
-        return json.loads(json.dumps(metadata, allow_nan=False))
+        metadata = json.loads(json.dumps(metadata, allow_nan=False))
     except (TypeError, ValueError):
         raise _metadata_error("metadata must be JSON-serialisable") from None
+    try:
+        return logout_settings.clean(metadata)
+    except logout_settings.LogoutSettingsError as error:
+        raise _metadata_error(str(error)) from None
 
 
 def _check_combination(redirect_uris: list[str], grant_types: list[str], method: str) -> None:
@@ -368,6 +373,7 @@ def client_info(client: Client, client_secret: str | None = None) -> dict[str, A
     for field in ("client_uri", "logo_uri"):
         if getattr(client, field):
             info[field] = getattr(client, field)
+    info.update(logout_settings.describe(client))
     if client_secret is not None:
         info["client_secret"] = client_secret
         info["client_secret_expires_at"] = 0

@@ -61,6 +61,7 @@ class User(BaseModel, UserMixin):
     # The browser session this object was loaded for (set by accounts/login.py, never stored):
     # flask-login keeps only this random id in the cookie.
     browser_session_id: str | None = None
+    browser_sid: str | None = None  # and that session's public OIDC sid
 
     def get_id(self) -> str | None:
         return self.browser_session_id
@@ -90,6 +91,8 @@ class BrowserSession(BaseModel):
     ip = peewee.CharField(max_length=64, default="")
     auth_time = peewee.IntegerField()
     amr = JSONField(default=list)
+    # OIDC ``sid``: public and random, unrelated to the cookie's secret id (migration 0015).
+    sid = peewee.CharField(max_length=64, null=True, unique=True)
 
     class Meta:
         table_name = "browser_session"
@@ -190,6 +193,7 @@ class AuthorizationRequest(BaseModel):
     auth_time = peewee.IntegerField(null=True)
     amr = JSONField(default=list)
     session_id = peewee.CharField(max_length=36, null=True)  # the OAuth session the code created
+    browser_sid = peewee.CharField(max_length=64, null=True)  # the browser session's OIDC sid
     created_at = peewee.DateTimeField(default=utcnow)
     expires_at = peewee.DateTimeField()
 
@@ -229,6 +233,8 @@ class OAuthSession(BaseModel):
     last_used_at = peewee.DateTimeField(default=utcnow)
     revoked_at = peewee.DateTimeField(null=True)
     revoked_reason = peewee.CharField(max_length=64, null=True)
+    # The OIDC sid of the browser session it began in (back-channel logout finds it by this).
+    browser_sid = peewee.CharField(max_length=64, null=True, index=True)
 
     class Meta:
         table_name = "oauth_session"
@@ -372,3 +378,21 @@ class AccountToken(BaseModel):
     class Meta:
         table_name = "account_token"
         indexes = ((("user", "purpose"), False),)
+
+
+class BackchannelLogout(BaseModel):
+    """A logout token still to deliver to a client's ``backchannel_logout_uri`` (the outbox).
+    The token is signed afresh at each attempt; a delivered or abandoned row is deleted."""
+
+    id = peewee.CharField(primary_key=True, max_length=36, default=new_uuid)
+    client = peewee.ForeignKeyField(Client, on_delete="CASCADE", backref="backchannel_logouts")
+    sub = peewee.CharField(max_length=36)
+    sid = peewee.CharField(max_length=64, null=True)
+    reason = peewee.CharField(max_length=64, default="")
+    created_at = peewee.DateTimeField(default=utcnow)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(index=True)
+    last_error = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "backchannel_logout"

@@ -95,6 +95,7 @@ def id_token_claims(
     nonce: str | None,
     at_hash: str | None,
     now: int,
+    sid: str | None = None,
 ) -> dict:
     claims = {
         "iss": current_app.config["ISSUER"],
@@ -108,6 +109,8 @@ def id_token_claims(
         claims["nonce"] = nonce
     if at_hash:
         claims["at_hash"] = at_hash
+    if sid:
+        claims["sid"] = sid  # the browser session's OIDC sid (back-channel logout)
     claims.update(scope_claims(user, scopes))
     return claims
 

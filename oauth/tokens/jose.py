@@ -180,8 +180,10 @@ def verify(
     *,
     typ: str | None = None,
     leeway: int = 0,
+    allow_expired: bool = False,
 ) -> dict:
-    """Verify a compact JWS JWT with the key its ``kid`` names and return its claims."""
+    """Verify a compact JWS JWT with the key its ``kid`` names and return its claims
+    (``allow_expired``: an expired one too, as an OIDC ``id_token_hint`` may be)."""
     if not isinstance(token, str | bytes) or not token:
         raise InvalidTokenError("malformed token")
     header = unverified_header(token)
@@ -193,7 +195,7 @@ def verify(
         raise InvalidTokenError("malformed claims") from None
     if not isinstance(claims, dict):
         raise InvalidTokenError("malformed claims")
-    _check_times(claims, leeway)
+    _check_times(claims, leeway, allow_expired)
     return claims
 
 
@@ -216,12 +218,12 @@ def _key_for(header: dict, keys: dict[str, KeyMaterial], typ: str | None) -> Key
     return key
 
 
-def _check_times(claims: dict, leeway: int) -> None:
+def _check_times(claims: dict, leeway: int, allow_expired: bool = False) -> None:
     now = time.time()
     exp = claims.get("exp")
     if not _numeric(exp):
         raise InvalidTokenError("token has no valid exp")
-    if now >= exp + leeway:
+    if now >= exp + leeway and not allow_expired:
         raise InvalidTokenError("token expired")
     nbf = claims.get("nbf")
     if nbf is not None and (not _numeric(nbf) or now + leeway < nbf):

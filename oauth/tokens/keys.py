@@ -282,15 +282,15 @@ def sign_jwt(claims: dict, *, typ: str = "JWT") -> str:
     return signing_key().sign(claims, typ=typ)
 
 
-def verify_jwt(token: str, *, typ: str | None = None) -> dict:
+def verify_jwt(token: str, *, typ: str | None = None, allow_expired: bool = False) -> dict:
     """Verify a token signed by one of our published keys; raises ``jwt.InvalidTokenError``."""
     try:
-        return jwt.verify(token, _snapshot().verification, typ=typ)
+        return jwt.verify(token, _snapshot().verification, typ=typ, allow_expired=allow_expired)
     except jwt.UnknownKeyError:
         fresh = _cache().force_reload()
         if fresh is None:
             raise
-        return jwt.verify(token, fresh.verification, typ=typ)
+        return jwt.verify(token, fresh.verification, typ=typ, allow_expired=allow_expired)
 
 
 # -- changing ---------------------------------------------------------------------------------

@@ -9,7 +9,18 @@ from flask import Flask
 from flask_login import current_user
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from oauth.web import account, admin, auth, consent, errors, health, protocol, settings, wellknown
+from oauth.web import (
+    account,
+    admin,
+    auth,
+    consent,
+    errors,
+    health,
+    logout,
+    protocol,
+    settings,
+    wellknown,
+)
 
 
 def use_template_overrides(app: Flask) -> None:
@@ -30,8 +41,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(protocol.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(logout.bp)
     # Protocol endpoints authenticate clients, not browsers: no CSRF tokens there.
     app.extensions["portcullis.csrf"].exempt(protocol.bp)
+    # Relying parties POST logout requests; our confirmation form checks its own CSRF token.
+    app.extensions["portcullis.csrf"].exempt(logout.bp)
     errors.register(app)
 
     @app.context_processor

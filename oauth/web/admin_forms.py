@@ -64,6 +64,16 @@ class ClientForm(FlaskForm):
     logo_uri = StringField(
         "Logo URL (logo_uri)", validators=[Optional(), Length(max=MAX_URI_LENGTH)]
     )
+    post_logout_redirect_uris = TextAreaField(
+        "After sign-out, return to (post_logout_redirect_uris)",
+        description="One per line.",
+        render_kw={"rows": 2},
+    )
+    backchannel_logout_uri = StringField(
+        "Back-channel logout URI", validators=[Optional(), Length(max=MAX_URI_LENGTH)]
+    )
+    backchannel_logout_session_required = BooleanField("Logout tokens must carry sid")
+    logout_revokes_tokens = BooleanField("Signing out through this app revokes its tokens")
 
 
 class ClientCreateForm(ClientForm):

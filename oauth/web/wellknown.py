@@ -14,7 +14,7 @@ CACHE = "public, max-age=300"
 CLAIMS_SUPPORTED = [
     "sub", "aud", "iss", "exp", "iat", "auth_time", "nonce", "at_hash", "email",
     "email_verified", "phone_number", "phone_number_verified", "name", "picture",
-    "preferred_username", "updated_at",
+    "preferred_username", "updated_at", "sid",
 ]  # fmt: skip
 
 
@@ -59,6 +59,11 @@ def metadata() -> dict:
             "client_secret_basic",
             "client_secret_post",
         ]
+    if "logout.end_session" in views:
+        document["end_session_endpoint"] = f"{issuer}/oauth/logout"
+        document["backchannel_logout_supported"] = True
+        document["backchannel_logout_session_supported"] = True
+        document["frontchannel_logout_supported"] = False
     if "api.register" in views and current_app.config["ALLOW_DYNAMIC_REGISTRATION"]:
         document["registration_endpoint"] = f"{issuer}/oauth/register"
     return document

@@ -7,7 +7,7 @@ import json
 from flask import flash, redirect, render_template, request, url_for
 
 from oauth.accounts import admin as user_admin
-from oauth.registry import clients
+from oauth.registry import clients, logout_settings
 from oauth.storage.models import Client
 from oauth.web.admin.common import actor, client_or_404, confirmed
 from oauth.web.admin_forms import ClientCreateForm, ClientEditForm, lines
@@ -23,6 +23,28 @@ def _secret_page(client: Client, secret: str | None, *, created: bool):
     )
 
 
+def _with_logout_fields(form, metadata: dict) -> dict:
+    """``metadata`` with the form's logout settings (they win over the JSON textarea)."""
+    metadata = {k: v for k, v in metadata.items() if k not in logout_settings.FIELDS}
+    metadata[logout_settings.POST_LOGOUT_REDIRECT_URIS] = lines(form.post_logout_redirect_uris.data)
+    metadata[logout_settings.BACKCHANNEL_LOGOUT_URI] = (
+        form.backchannel_logout_uri.data or ""
+    ).strip()
+    for flag in (logout_settings.SESSION_REQUIRED, logout_settings.REVOKES_TOKENS):
+        if getattr(form, flag).data:
+            metadata[flag] = True
+    return metadata
+
+
+def _show_logout_fields(form, client: Client) -> None:
+    form.post_logout_redirect_uris.data = "\n".join(
+        logout_settings.post_logout_redirect_uris(client)
+    )
+    form.backchannel_logout_uri.data = logout_settings.backchannel_logout_uri(client) or ""
+    form.backchannel_logout_session_required.data = logout_settings.session_required(client)
+    form.logout_revokes_tokens.data = logout_settings.revokes_tokens(client)
+
+
 def client_new():
     form = ClientCreateForm()
     problem = None
@@ -35,6 +57,7 @@ def client_new():
                 grant_types=form.grant_types.data,
                 client_uri=(form.client_uri.data or "").strip(),
                 logo_uri=(form.logo_uri.data or "").strip(),
+                metadata=_with_logout_fields(form, {}),
                 actor_id=actor(),
             )
         except clients.ClientError as error:
@@ -51,7 +74,11 @@ def client_edit(client_id: str):
     if request.method == "GET":
         form.redirect_uris.data = "\n".join(client.redirect_uris)
         form.grant_types.data = list(client.grant_types)
-        form.metadata.data = json.dumps(client.metadata or {}, indent=2, sort_keys=True)
+        others = {
+            k: v for k, v in (client.metadata or {}).items() if k not in logout_settings.FIELDS
+        }
+        form.metadata.data = json.dumps(others, indent=2, sort_keys=True)
+        _show_logout_fields(form, client)
     problem = None
     if form.validate_on_submit():
         try:
@@ -68,7 +95,7 @@ def client_edit(client_id: str):
                     grant_types=form.grant_types.data,
                     client_uri=(form.client_uri.data or "").strip(),
                     logo_uri=(form.logo_uri.data or "").strip(),
-                    metadata=metadata,
+                    metadata=_with_logout_fields(form, metadata),
                 )
             except clients.ClientError as error:
                 problem = error.message
