@@ -32,6 +32,11 @@ class ConfigError(Exception):
 
 
 def defaults(app: Flask) -> dict:
+    """Every setting and its default (the README's table lists the same)."""
+    return {**_core(app), **_limits(), **_accounts(app), **_outbound()}
+
+
+def _core(app: Flask) -> dict:
     return {
         "ISSUER": "http://127.0.0.1:5000",
         "DATABASE_URL": f"sqlite:///{Path(app.instance_path) / 'portcullis.db'}",
@@ -51,8 +56,6 @@ def defaults(app: Flask) -> dict:
         "HTTP_HOOK_URL": None,
         "HTTP_HOOK_SECRET": None,
         "HTTP_HOOK_TIMEOUT": 5,
-        "REGISTRATION_RATE_LIMIT": "10 per hour",
-        "CLIENT_AUTH_RATE_LIMIT": "20 per minute",
         "SIGNING_ALG": "ES256",
         # Seconds each worker keeps signing keys and registry lookups (clients, APIs, grants).
         "KEYS_REFRESH_SECONDS": 5,
@@ -60,6 +63,13 @@ def defaults(app: Flask) -> dict:
         "ALLOW_SIGNUP": True,
         "ALLOW_DYNAMIC_REGISTRATION": False,
         "AUTO_MIGRATE": True,
+    }
+
+
+def _limits() -> dict:
+    return {
+        "REGISTRATION_RATE_LIMIT": "10 per hour",
+        "CLIENT_AUTH_RATE_LIMIT": "20 per minute",
         "RATELIMIT_ENABLED": True,
         "RATELIMIT_STORAGE_URI": "database://",
         # Failed password checks: per account from one IP (stepped: a back-off), per IP over
@@ -71,14 +81,19 @@ def defaults(app: Flask) -> dict:
         # Reset and verification mails: requests per IP, and mails per address.
         "MAIL_IP_RATE_LIMIT": "20 per hour",
         "MAIL_ADDRESS_RATE_LIMIT": "3 per 15 minutes; 10 per day",
+        # Authorization requests from browsers nobody is signed in to (each costs a page, no row).
+        "AUTHORIZE_RATE_LIMIT": "60 per minute; 600 per hour",
+    }
+
+
+def _accounts(app: Flask) -> dict:
+    return {
         # Where mail goes (smtp://, smtp+starttls://, smtps://, or file:// .eml files).
         "MAIL_URL": f"file://{Path(app.instance_path) / 'outbox'}",
         "MAIL_FROM": None,
         "MAIL_TIMEOUT": 10,
         "EMAIL_VERIFICATION": "optional",
         "EMAIL_VERIFICATION_TTL": 86400,
-        # Authorization requests from browsers nobody is signed in to (each costs a page, no row).
-        "AUTHORIZE_RATE_LIMIT": "60 per minute; 600 per hour",
         # argon2id cost: the RFC 9106 "second recommended" profile (64 MiB, 3 passes).
         "ARGON2_TIME_COST": 3,
         "ARGON2_MEMORY_COST": 65536,
@@ -89,6 +104,11 @@ def defaults(app: Flask) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
+def _outbound() -> dict:
+    return {
         # Outbound fetches (back-channel logout) may reach loopback/private addresses: tests only.
         "FETCH_ALLOW_PRIVATE_ADDRESSES": False,
         # Back-Channel Logout: seconds one delivery may take, attempts before a token is dropped.
