@@ -141,10 +141,12 @@ def authorization_headers(valid: list[str]):
         text.map(lambda t: "Bearer " + t.encode("latin-1", "ignore").decode("latin-1")),
         st.sampled_from(["Basic", "Bearer", "Bearer ", "Basic =", "Basic ====", "Digest x"]),
         st.builds(
-            lambda h, p: ".".join(
-                base64.urlsafe_b64encode(part.encode()).rstrip(b"=").decode() for part in (h, p)
-            )
-            + ".c2ln",
+            lambda h, p: (
+                ".".join(
+                    base64.urlsafe_b64encode(part.encode()).rstrip(b"=").decode() for part in (h, p)
+                )
+                + ".c2ln"
+            ),
             st.sampled_from(['{"alg":"none"}', '{"alg":"HS256","kid":"x"}', "[]", "{", '"x"']),
             st.sampled_from(['{"sub":"x"}', "{}", '{"exp":1e999}', "null"]),
         ).map(lambda t: "Bearer " + t),
@@ -360,14 +362,17 @@ def check_response(app, request: Fuzzed, response) -> None:
         assert response.mimetype == "text/html", (status, response.mimetype, request)
 
 
-def run(app, routes, browsers: dict, *, csrf=None, auth=None, reset=None) -> int:
-    """Send hostile requests to ``routes`` from ``browsers`` (name -> test client); returns how
-    many were sent. ``reset`` runs after each one to restore what a request may break."""
+def run(app, routes, browsers: dict, *, csrf=None, auth=None, reset=None, who=None, scale=1):
+    """Send hostile requests to ``routes`` from ``browsers`` (name -> test client; ``who``
+    weights them, e.g. ``["admin", "admin", "anon"]``); returns how many were sent. ``reset``
+    runs after each one to restore what a request may break; ``scale`` multiplies the
+    profile's number of examples (tests with many routes)."""
     sent = [0]
     auth = auth if auth is not None else authorization_headers([])
+    profile = settings.get_profile(PROFILE)
 
-    @settings(settings.get_profile(PROFILE))
-    @given(fuzzed_request(routes, list(browsers), csrf or {}, auth))
+    @settings(profile, max_examples=profile.max_examples * scale)
+    @given(fuzzed_request(routes, who or list(browsers), csrf or {}, auth))
     def one(request: Fuzzed):
         sent[0] += 1
         response = send(browsers[request.browser], request)

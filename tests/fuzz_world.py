@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from hypothesis import strategies as st
 
+from oauth.accounts import users as accounts
 from oauth.registry import apis, client_grants, clients
 from oauth.storage.models import User
 from tests.conftest import AuthActions, csrf_token_from
@@ -92,8 +93,6 @@ class World:
         return ids
 
     def set_password(self, user_id: str, password: str) -> None:
-        from oauth.accounts import users as accounts
-
         with self.app.app_context():
             accounts.set_password(User.get_by_id(user_id), password, via="admin")
 

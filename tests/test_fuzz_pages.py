@@ -121,9 +121,11 @@ def test_fuzz_sign_in_sign_up_sign_out(world):
             if request.browser == "anon":
                 world.new_anon()
             else:
-                world.sign_in(request.browser, USER_EMAIL if request.browser == "user" else ADMIN_EMAIL)
+                world.sign_in(
+                    request.browser, USER_EMAIL if request.browser == "user" else ADMIN_EMAIL
+                )
 
-    assert run(world.app, routes, browsers, csrf=world.csrf, reset=reset)
+    assert run(world.app, routes, browsers, csrf=world.csrf, reset=reset, scale=2)
 
 
 def test_fuzz_settings(world):
@@ -134,7 +136,9 @@ def test_fuzz_settings(world):
             {
                 "name": text,
                 "phone": st.sampled_from(["+1 555 0100", "\x00", "1" * 41]),
-                "picture": st.sampled_from(["https://img.example/a.png", "javascript:x", "https://"]),
+                "picture": st.sampled_from(
+                    ["https://img.example/a.png", "javascript:x", "https://"]
+                ),
             },
             csrf=True,
         ),
@@ -151,21 +155,32 @@ def test_fuzz_settings(world):
         Route("/settings/security", ("GET",)),
         Route("/settings/security/sign-out-others", ("POST",), {}, csrf=True),
         Route("/settings/apps", ("GET",)),
-        Route("/settings/apps/{client_id}/revoke", ("POST",), {}, {"client_id": world.client_ids()}, csrf=True),
+        Route(
+            "/settings/apps/{client_id}/revoke",
+            ("POST",),
+            {},
+            {"client_id": world.client_ids()},
+            csrf=True,
+        ),
     ]
     browsers = {k: world.browsers[k] for k in ("anon", "user")}
 
     def reset(request, response):
-        if request.browser == "user" and response.status_code == 302 and request.path in (
-            "/settings/password",
-            "/settings/security/sign-out-others",
+        if (
+            request.browser == "user"
+            and response.status_code == 302
+            and request.path
+            in (
+                "/settings/password",
+                "/settings/security/sign-out-others",
+            )
         ):
             if request.path == "/settings/password":
                 world.set_password(world.user_id, PASSWORD)
             world.sign_in("user", USER_EMAIL)
             browsers["user"] = world.browsers["user"]
 
-    assert run(world.app, routes, browsers, csrf=world.csrf, reset=reset)
+    assert run(world.app, routes, browsers, csrf=world.csrf, reset=reset, scale=2)
 
 
 def test_fuzz_public_pages(world):

@@ -49,6 +49,8 @@ def parse_metadata(text: str | None, what: str) -> dict:
         value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except _NotFinite:
         raise UserAdminError(f"{what}: NaN and infinite numbers are not JSON.") from None
+    except RecursionError:
+        raise UserAdminError(f"{what} is nested too deeply.") from None
     except ValueError as error:
         raise UserAdminError(
             f"{what} is not valid JSON: {error.msg} (line {error.lineno})."

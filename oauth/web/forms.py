@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import request
+from flask import abort, request
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
@@ -16,14 +16,14 @@ PASSWORD_LENGTH_MESSAGE = (
 
 
 class Form(FlaskForm):
-    """Every HTML form. Its fields come from the submitted form only: Flask-WTF would take a
-    JSON body as the form data, and a JSON list, number or object there was a 500. A JSON
-    body is no form submission here: the form is empty and fails validation (a 400 page)."""
+    """Every HTML form. Flask-WTF would take a JSON body as the form data (a JSON list, number
+    or object in a field was a 500, and an empty object passed as an empty form): the forms
+    here read only what a browser submits, and a JSON body is a 400 page."""
 
     class Meta(FlaskForm.Meta):
         def wrap_formdata(self, form, formdata):
             if request.is_json and request.method in ("POST", "PUT", "PATCH", "DELETE"):
-                formdata = request.form  # empty for a JSON body
+                abort(400)
             return super().wrap_formdata(form, formdata)
 
 
