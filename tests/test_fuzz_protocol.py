@@ -51,7 +51,23 @@ def test_fuzz_token_endpoint(world):
         "client_assertion": text,
         "client_assertion_type": text,
     }
-    routes = [Route("/oauth/token", ("POST",), fields)]
+    machine = {
+        "grant_type": st.just("client_credentials"),
+        "scope": world.scopes(),
+        "audience": world.resources(),
+        "resource": world.resources(),
+    }
+    refresh = {
+        "grant_type": st.just("refresh_token"),
+        "refresh_token": st.just(world.refresh_token),
+        "scope": world.scopes(),
+        "resource": world.resources(),
+    }
+    routes = [
+        Route("/oauth/token", ("POST",), fields),
+        Route("/oauth/token", ("POST",), machine),
+        Route("/oauth/token", ("POST",), refresh),
+    ]
     auth = authorization_headers(world.basic_headers())
     assert run(world.app, routes, world.browsers, auth=auth) > 0
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from oauth.storage.models import User
-from tests.fuzz_support import FUZZ_CONFIG
+from tests.fuzz_support import FUZZ_CONFIG, basic
 from tests.fuzz_world import World
 
 JSON_BODIES = [[1, 2], 5, "text", None, {}, {"email": {"a": 1}, "password": 5}, {"email": [[]]}]
@@ -90,3 +90,16 @@ def test_admin_metadata_nested_past_the_parser_depth_is_a_form_error(world):
         response = admin.post(path, data=form)
         assert response.status_code == 400, (path, response.status_code)
         assert "nested too deeply" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("value", ['"', "\\", "é", 'read:orders "x\\"', "\x00"])
+def test_quotes_backslashes_and_non_ascii_in_scope_and_audience_are_answered(world, value):
+    """Issue 9 item 9 lists these as 500s at the token endpoint; they are RFC errors."""
+    for extra in ({"scope": value}, {"audience": value}, {"resource": value}):
+        response = world.browsers["anon"].post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", **extra},
+            headers={"Authorization": basic(world.conf_id.encode(), world.secret.encode())},
+        )
+        assert response.status_code == 400, (extra, response.get_data(as_text=True))
+        assert response.get_json()["error"] in ("invalid_scope", "invalid_target", "invalid_request")
