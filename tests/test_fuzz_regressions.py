@@ -102,4 +102,25 @@ def test_quotes_backslashes_and_non_ascii_in_scope_and_audience_are_answered(wor
             headers={"Authorization": basic(world.conf_id.encode(), world.secret.encode())},
         )
         assert response.status_code == 400, (extra, response.get_data(as_text=True))
-        assert response.get_json()["error"] in ("invalid_scope", "invalid_target", "invalid_request")
+        assert response.get_json()["error"] in (
+            "invalid_scope",
+            "invalid_target",
+            "invalid_request",
+        )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"response_types": [[]]},
+        {"response_types": [{"a": 1}, "code"]},
+        {"grant_types": [["authorization_code"]]},
+        {"grant_types": [{"a": 1}]},
+    ],
+)
+def test_unhashable_registration_values_are_invalid_client_metadata(world, body):
+    """``{"response_types": [[]]}`` was a TypeError (500) at /oauth/register."""
+    document = {"redirect_uris": ["https://dyn.example/cb"], **body}
+    response = world.browsers["anon"].post("/oauth/register", json=document)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"] == "invalid_client_metadata"
