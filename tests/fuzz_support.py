@@ -377,7 +377,10 @@ def run(app, routes, browsers: dict, *, csrf=None, auth=None, reset=None, who=No
     def one(request: Fuzzed):
         sent[0] += 1
         response = send(browsers[request.browser], request)
-        check_response(app, request, response)
+        try:
+            check_response(app, request, response)
+        finally:
+            response.close()  # e.g. a static file's handle
         if reset is not None:
             reset(request, response)
 

@@ -4,18 +4,29 @@ token (and as a user and an anonymous browser, who must be refused): never a 5xx
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oauth.storage.models import Client
-from tests.fuzz_support import FUZZ_CONFIG, Route, json_dumps, json_value, run, text
+from tests.fuzz_support import (
+    FUZZ_CONFIG,
+    PROFILE,
+    Fuzzed,
+    Route,
+    check_response,
+    json_dumps,
+    json_value,
+    run,
+    text,
+)
 from tests.fuzz_world import ADMIN_EMAIL, USER_EMAIL, World
 from tests.oauth_helpers import REDIRECT, make_client
 
 GRANTS = st.lists(st.sampled_from(["authorization_code", "refresh_token", "client_credentials"]))
 METADATA = st.one_of(
-    json_value.map(json_dumps),
+    st.integers(900, 2500).map(lambda n: '{"a":' * n + "1" + "}" * n),
     st.sampled_from(['{"a": NaN}', '{"a": 1e999}', '{"a": 99999999999999999999999}', "[]"]),
-    st.integers(50, 2000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    json_value.map(json_dumps),
 )
 
 
@@ -73,6 +84,8 @@ def test_fuzz_admin_clients_and_users(world):
         Route("/admin/clients/{id}/delete", ("GET", "POST"), {}, {"id": clients}, csrf=True),
         Route("/admin/users", ("GET",), {"q": text, "page": text}),
         Route("/admin/users/{id}", ("GET", "POST"), user_fields, {"id": users}, csrf=True),
+        Route("/admin/users/{id}", ("POST",), user_fields, {"id": users}, csrf=True),
+        Route("/admin/clients/{id}", ("POST",), client_fields, {"id": clients}, csrf=True),
         Route("/admin/users/{id}/admin", ("POST",), user_fields, {"id": users}, csrf=True),
         Route("/admin/users/{id}/disable", ("POST",), {}, {"id": users}, csrf=True),
         Route("/admin/users/{id}/enable", ("POST",), {}, {"id": users}, csrf=True),
@@ -114,3 +127,25 @@ def test_fuzz_admin_keys_apis_audit(world):
         ),
     ]
     assert run(world.app, routes, world.browsers, csrf=world.csrf, reset=reset, who=WHO, scale=3)
+
+
+def test_fuzz_admin_metadata_and_profile_fields(world):
+    """Well-formed admin form posts (valid CSRF token) whose JSON and text fields are hostile."""
+    admin, token = world.browsers["admin"], world.csrf["admin"]
+    victim = make_client(world.app, name="Victim")[0]
+    profile = settings.get_profile(PROFILE)
+
+    @settings(profile, max_examples=profile.max_examples // 2)
+    @given(st.booleans(), METADATA, METADATA, text, text)
+    def one(on_user, first, second, name, phone):
+        if on_user:
+            path = f"/admin/users/{world.user_id}"
+            form = {"app_metadata": first, "user_metadata": second, "name": name, "phone": phone}
+        else:
+            path = f"/admin/clients/{victim}"
+            form = {"metadata": first, "name": name, "redirect_uris": REDIRECT}
+        response = admin.post(path, data={"csrf_token": token, **form})
+        fuzzed = Fuzzed("POST", path, b"", b"", "form", {}, "admin", form)
+        check_response(world.app, fuzzed, response)
+
+    one()

@@ -163,6 +163,7 @@ def test_fuzz_registration_documents(world):
             headers["Authorization"] = f"Bearer {world.dynamic['registration_access_token']}"
         method = "PUT" if update else "POST"
         response = browser.open(path, method=method, json=body, headers=headers)
+        response.close()
         check_response(app, Fuzzed(method, path, b"", b"", "json", headers, "anon", body), response)
 
     one()
