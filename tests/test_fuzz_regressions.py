@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -74,12 +75,15 @@ def test_json_nested_past_the_parser_depth_is_invalid_client_metadata(world):
 def test_admin_metadata_nested_past_the_parser_depth_is_a_form_error(world):
     """app_metadata, user_metadata and client metadata nested 7,000 deep (14,000 characters,
     under the length limit) were a RecursionError (500)."""
-    deep = "[" * 7000 + "]" * 7000
     admin, token = world.browsers["admin"], world.csrf["admin"]
-    for path, field in (
-        (f"/admin/users/{world.user_id}", "app_metadata"),
-        (f"/admin/users/{world.user_id}", "user_metadata"),
-        (f"/admin/clients/{world.conf_id}", "metadata"),
+    # 7,000 deep was a RecursionError parsing; 900 deep parsed but failed to encode on save
+    for deep, (path, field) in itertools.product(
+        ('{"a":' + "[" * 7000 + "]" * 7000 + "}", '{"a":' + "[" * 900 + "]" * 900 + "}"),
+        (
+            (f"/admin/users/{world.user_id}", "app_metadata"),
+            (f"/admin/users/{world.user_id}", "user_metadata"),
+            (f"/admin/clients/{world.conf_id}", "metadata"),
+        ),
     ):
         form = {
             "csrf_token": token,
@@ -124,3 +128,11 @@ def test_unhashable_registration_values_are_invalid_client_metadata(world, body)
     response = world.browsers["anon"].post("/oauth/register", json=document)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.get_json()["error"] == "invalid_client_metadata"
+
+
+def test_a_nul_in_the_sign_in_email_is_a_failed_sign_in(world):
+    """On PostgreSQL the account lookup with a NUL in the email was a DataError (500)."""
+    form = {"email": "alice@example.com\x00", "password": "x", "csrf_token": world.csrf["anon"]}
+    response = world.browsers["anon"].post("/login", data=form)
+    assert response.status_code == 200
+    assert "Invalid email or password." in response.get_data(as_text=True)

@@ -17,6 +17,7 @@ from oauth.tokens import refresh
 
 PER_PAGE = 25
 MAX_METADATA_CHARS = 16_000
+MAX_METADATA_DEPTH = 32
 
 
 class UserAdminError(Exception):
@@ -57,7 +58,22 @@ def parse_metadata(text: str | None, what: str) -> dict:
         ) from None
     if not isinstance(value, dict):
         raise UserAdminError(f"{what} must be a JSON object ({{...}}).")
+    if _depth(value) > MAX_METADATA_DEPTH:  # deeper fails to encode again: a 500 on save
+        raise UserAdminError(f"{what} is nested too deeply (at most {MAX_METADATA_DEPTH}).")
     return value
+
+
+def _depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return depth
 
 
 class _NotFinite(ValueError):
