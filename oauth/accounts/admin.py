@@ -17,6 +17,7 @@ from oauth.tokens import refresh
 
 PER_PAGE = 25
 MAX_METADATA_CHARS = 16_000
+MAX_METADATA_DEPTH = 32
 
 
 class UserAdminError(Exception):
@@ -49,13 +50,30 @@ def parse_metadata(text: str | None, what: str) -> dict:
         value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except _NotFinite:
         raise UserAdminError(f"{what}: NaN and infinite numbers are not JSON.") from None
+    except RecursionError:
+        raise UserAdminError(f"{what} is nested too deeply.") from None
     except ValueError as error:
         raise UserAdminError(
             f"{what} is not valid JSON: {error.msg} (line {error.lineno})."
         ) from None
     if not isinstance(value, dict):
         raise UserAdminError(f"{what} must be a JSON object ({{...}}).")
+    if _depth(value) > MAX_METADATA_DEPTH:  # deeper fails to encode again: a 500 on save
+        raise UserAdminError(f"{what} is nested too deeply (at most {MAX_METADATA_DEPTH}).")
     return value
+
+
+def _depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return depth
 
 
 class _NotFinite(ValueError):

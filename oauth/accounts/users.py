@@ -56,6 +56,8 @@ def clean_text(value: str | None, label: str, limit: int) -> str:
 
 
 def find_by_email(email: str) -> User | None:
+    if "\x00" in email:  # no account has one (refused at creation); PostgreSQL would raise
+        return None
     return User.get_or_none(User.email == normalise_email(email))
 
 

@@ -12,6 +12,7 @@ from flask import current_app
 from oauth import audit
 from oauth.plugins.hookspecs import TokenContext
 from oauth.protocol.grants import InvalidTargetError, require_grant_type
+from oauth.protocol.responses import describable
 from oauth.registry import apis, client_grants, clients
 from oauth.scopes import parse as parse_scope
 from oauth.storage.db import write_transaction
@@ -29,13 +30,15 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         client_grant = client_grants.cached_grant(client, api) if api is not None else None
         if client_grant is None:
             raise InvalidTargetError(
-                f"This client is not authorized for the API '{identifier[:200]}'."
+                f"This client is not authorized for the API '{describable(identifier)}'."
             )
         requested = parse_scope(self.request.form.get("scope"))
         granted = list(client_grant.scopes or [])
         outside = [s for s in requested if s not in granted]
         if outside:
-            raise InvalidScopeError(f"Scope not granted to this client: {' '.join(outside)[:300]}.")
+            raise InvalidScopeError(
+                f"Scope not granted to this client: {describable(' '.join(outside), 300)}."
+            )
         self.request.client = client
         self.request.api = api
         self.request.scopes = requested or granted

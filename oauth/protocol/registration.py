@@ -63,14 +63,16 @@ def _check_grant_and_response_types(body: dict) -> Any:
         grant_types = list(clients.DEFAULT_GRANT_TYPES)
     if isinstance(grant_types, list):
         for grant_type in grant_types:
-            if grant_type not in SELF_SERVICE_GRANT_TYPES:
+            if not isinstance(grant_type, str) or grant_type not in SELF_SERVICE_GRANT_TYPES:
                 raise ClientError(
                     f"grant type {grant_type!r} cannot be registered here "
                     f"(allowed: {', '.join(SELF_SERVICE_GRANT_TYPES)})"
                 )
     response_types = body.get("response_types")
     if response_types is not None and (
-        not isinstance(response_types, list) or set(response_types) != {"code"}
+        not isinstance(response_types, list)
+        or not all(isinstance(value, str) for value in response_types)  # [[]] was a 500
+        or set(response_types) != {"code"}
     ):
         raise ClientError('response_types must be ["code"]')
     return grant_types

@@ -25,6 +25,12 @@ def oauth_error(status: int, error: str, description: str, headers: dict | None 
     return response
 
 
+def describable(value: str, limit: int = 200) -> str:
+    """``value`` (from the request) as an ``error_description`` may quote it: RFC 6749 §5.2
+    allows printable ASCII except '"' and '\\' (Authlib raises on anything else: a 500)."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in value[:limit])
+
+
 def no_store(payload: dict, status: int = 200):
     """A JSON answer holding credentials: neither the client nor a proxy may cache it."""
     response = jsonify(payload)

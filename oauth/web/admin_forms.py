@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     SelectField,
@@ -15,6 +14,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from oauth.registry.clients import DEFAULT_GRANT_TYPES, GRANT_TYPES, MAX_NAME_LENGTH, MAX_URI_LENGTH
 from oauth.tokens.jose import SUPPORTED_ALGS
+from oauth.web.forms import Form
 
 try:
     from wtforms import SelectChoice
@@ -48,7 +48,7 @@ def lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-class ClientForm(FlaskForm):
+class ClientForm(Form):
     name = StringField("Name", validators=[DataRequired(), Length(max=MAX_NAME_LENGTH)])
     redirect_uris = TextAreaField(
         "Redirect URIs", description="One per line.", render_kw={"rows": 3}
@@ -90,7 +90,7 @@ class ClientEditForm(ClientForm):
     )
 
 
-class UserEditForm(FlaskForm):
+class UserEditForm(Form):
     name = StringField("Name", validators=[Optional(), Length(max=200)])
     phone = StringField("Phone", validators=[Optional(), Length(max=40)])
     app_metadata = TextAreaField(
@@ -105,7 +105,7 @@ class UserEditForm(FlaskForm):
     )
 
 
-class KeyForm(FlaskForm):
+class KeyForm(Form):
     alg = SelectField(
         "Algorithm",
         choices=[choice("", "Default")] + [choice(alg) for alg in SUPPORTED_ALGS],
@@ -114,7 +114,7 @@ class KeyForm(FlaskForm):
     )
 
 
-class ApiForm(FlaskForm):
+class ApiForm(Form):
     identifier = StringField(
         "Identifier (audience)",
         validators=[DataRequired(), Length(max=2048)],
@@ -128,6 +128,6 @@ class ApiForm(FlaskForm):
     )
 
 
-class ClientGrantForm(FlaskForm):
+class ClientGrantForm(Form):
     client_id = SelectField("Client", validators=[DataRequired()], validate_choice=True)
     scopes = MultiCheckboxField("Scopes", validate_choice=True)

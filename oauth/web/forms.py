@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import abort, request
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
@@ -14,7 +15,19 @@ PASSWORD_LENGTH_MESSAGE = (
 )
 
 
-class LoginForm(FlaskForm):
+class Form(FlaskForm):
+    """Every HTML form. Flask-WTF would take a JSON body as the form data (a JSON list, number
+    or object in a field was a 500, and an empty object passed as an empty form): the forms
+    here read only what a browser submits, and a JSON body is a 400 page."""
+
+    class Meta(FlaskForm.Meta):
+        def wrap_formdata(self, form, formdata):
+            if request.is_json and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+                abort(400)
+            return super().wrap_formdata(form, formdata)
+
+
+class LoginForm(Form):
     email = StringField("Email", validators=[DataRequired(), Length(max=320)])
     password = PasswordField(
         "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
@@ -22,7 +35,7 @@ class LoginForm(FlaskForm):
     next = HiddenField()
 
 
-class SignupForm(FlaskForm):
+class SignupForm(Form):
     email = StringField("Email", validators=[DataRequired(), Length(max=320)])
     name = StringField("Name", validators=[Optional(), Length(max=200)])
     password = PasswordField(
@@ -41,7 +54,7 @@ class SignupForm(FlaskForm):
     next = HiddenField()
 
 
-class ProfileForm(FlaskForm):
+class ProfileForm(Form):
     name = StringField("Name", validators=[Optional(), Length(max=200)])
     phone = StringField("Phone", validators=[Optional(), Length(max=40)])
     picture = StringField(
@@ -54,7 +67,7 @@ class ProfileForm(FlaskForm):
     )
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(Form):
     current_password = PasswordField("Current password", validators=[DataRequired()])
     new_password = PasswordField(
         "New password",
@@ -71,11 +84,11 @@ class PasswordChangeForm(FlaskForm):
     )
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """A form with nothing but its CSRF token, for POST-only buttons (logout, revoke...)."""
 
 
-class ConsentForm(FlaskForm):
+class ConsentForm(Form):
     """The consent decision: a button named ``decision`` valued ``approve`` or ``deny``."""
 
     decision = HiddenField()

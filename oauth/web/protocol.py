@@ -149,7 +149,10 @@ def _disabled():
 def _json_body() -> dict:
     if request.mimetype != "application/json":
         raise ClientError("The request body must be JSON (application/json).")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes: not a client document
+        body = None
     if not isinstance(body, dict):
         raise ClientError("The request body must be a JSON object.")
     return body
