@@ -136,3 +136,27 @@ def test_a_nul_in_the_sign_in_email_is_a_failed_sign_in(world):
     response = world.browsers["anon"].post("/login", data=form)
     assert response.status_code == 200
     assert "Invalid email or password." in response.get_data(as_text=True)
+
+
+def test_every_form_refuses_a_json_body():
+    """Every form of ours derives from web.forms.Form, which refuses JSON bodies (a 400 page),
+    so a form added later cannot bring back the 500 (or the wiped profile) that JSON caused."""
+    import importlib
+    import pkgutil
+
+    from flask_wtf import FlaskForm
+
+    import oauth.web
+    from oauth.web.forms import Form
+
+    for module in pkgutil.walk_packages(oauth.web.__path__, "oauth.web."):
+        importlib.import_module(module.name)
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    ours = [cls for cls in subclasses(FlaskForm) if cls.__module__.startswith("oauth.")]
+    assert len(ours) > 10
+    assert [cls.__name__ for cls in ours if not issubclass(cls, Form) and cls is not Form] == []

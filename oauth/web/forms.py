@@ -94,11 +94,11 @@ class ConsentForm(Form):
     decision = HiddenField()
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(Form):
     email = StringField("Email", validators=[DataRequired(), Length(max=320)])
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(Form):
     password = PasswordField(
         "New password",
         validators=[
@@ -114,13 +114,13 @@ class ResetPasswordForm(FlaskForm):
     )
 
 
-class ResendVerificationForm(FlaskForm):
+class ResendVerificationForm(Form):
     """Signed-in users send nothing but the CSRF token; others give the address."""
 
     email = StringField("Email", validators=[Optional(), Length(max=320)])
 
 
-class EmailChangeForm(FlaskForm):
+class EmailChangeForm(Form):
     new_email = StringField("New email address", validators=[DataRequired(), Length(max=320)])
     current_password = PasswordField(
         "Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
