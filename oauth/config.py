@@ -70,6 +70,11 @@ def defaults(app: Flask) -> dict:
         "SIGNUP_RATE_LIMIT": "10 per hour",
         # Authorization requests from browsers nobody is signed in to (each costs a page, no row).
         "AUTHORIZE_RATE_LIMIT": "60 per minute; 600 per hour",
+        # Client ID Metadata Documents (MCP): https client_ids fetched, and how often.
+        "CLIENT_ID_METADATA_DOCUMENTS": True,
+        "FETCH_ALLOW_PRIVATE_ADDRESSES": False,
+        "METADATA_FETCH_RATE_LIMIT": "20 per minute; 200 per hour",
+        "METADATA_FETCH_HOST_RATE_LIMIT": "30 per minute",
         # argon2id cost: the RFC 9106 "second recommended" profile (64 MiB, 3 passes).
         "ARGON2_TIME_COST": 3,
         "ARGON2_MEMORY_COST": 65536,
