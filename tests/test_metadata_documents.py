@@ -4,13 +4,15 @@ as unverified; and every SSRF and bad-document refusal, against a real local HTT
 from __future__ import annotations
 
 import datetime as dt
+import re
 from urllib.parse import urlencode
 
 import pytest
 
 from oauth.registry import metadata_documents, safe_fetch
 from oauth.storage.db import database, write_transaction
-from oauth.storage.models import AuditEvent, Client
+from oauth.storage.models import AuditEvent, Client, Consent
+from tests.conftest import csrf_token_from
 from tests.document_server import DocumentServer, document
 from tests.oauth_helpers import Flow, decode_jwt_unverified, query
 
@@ -234,3 +236,26 @@ def test_cache_lifetime_from_headers():
     assert seconds({"Cache-Control": "max-age=99999999"}) == metadata_documents.MAX_CACHE_SECONDS
     assert seconds({"Expires": "Thu, 01 Jan 2026 02:00:00 GMT"}, now) == 7200
     assert seconds({"Expires": "garbage"}, now) == metadata_documents.MIN_CACHE_SECONDS
+
+
+def test_a_metadata_document_app_is_revoked_and_administered_like_any(open_app, docs):
+    url = docs.route("/client.json")
+    browser = open_app.test_client()
+    flow = Flow(open_app, browser, client_id=url, redirect_uri=REDIRECT)
+    flow.auth.create_user(is_admin=True)
+    flow.auth.login()
+    flow.get_code()
+    apps = browser.get("/settings/apps").get_data(as_text=True)
+    action = re.search(r'action="([^"]*/revoke)"', apps).group(1)
+    response = browser.post(action, data={"csrf_token": csrf_token_from(apps)})
+    assert response.status_code == 302, response.status_code
+    with open_app.app_context():
+        assert Consent.select().count() == 0
+    edit = browser.get(f"/admin/clients/{url}")
+    assert edit.status_code == 200 and "Docs MCP Client" in edit.get_data(as_text=True)
+    page = browser.get(f"/admin/clients/{url}/delete").get_data(as_text=True)
+    assert browser.post(
+        f"/admin/clients/{url}/delete", data={"csrf_token": csrf_token_from(page)}
+    ).status_code in (302, 303)
+    with open_app.app_context():
+        assert Client.get_or_none(Client.client_id == url) is None
