@@ -9,20 +9,24 @@ not enforce VARCHAR lengths, so only PostgreSQL's columns are widened.
 import peewee
 from playhouse.migrate import migrate
 
-CLIENT_ID_COLUMNS = (
-    ("client", "client_id"),
-    ("authorization_request", "client_id"),
-    ("consent", "client_id"),
-    ("oauth_session", "client_id"),
-    ("client_grant", "client_id"),
-    ("api", "resource_server_id"),
-    ("audit_event", "client_id"),
-)
+# Client ids outside a foreign key; every foreign key to client(client_id) is found below, so
+# tables other migrations added are widened too.
+PLAIN_CLIENT_ID_COLUMNS = (("client", "client_id"), ("audit_event", "client_id"))
+FOREIGN_KEYS_TO_CLIENT = """
+    SELECT c.conrelid::regclass::text, a.attname
+    FROM pg_constraint c
+    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+    WHERE c.contype = 'f' AND c.confrelid = 'client'::regclass
+"""
 
 
 def up(migrator, db):
     if isinstance(db, peewee.PostgresqlDatabase):
-        for table, column in CLIENT_ID_COLUMNS:
+        columns = list(PLAIN_CLIENT_ID_COLUMNS)
+        columns += [
+            (table.strip('"'), column) for table, column in db.execute_sql(FOREIGN_KEYS_TO_CLIENT)
+        ]
+        for table, column in columns:
             db.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE VARCHAR(255)')
         db.execute_sql('ALTER TABLE "client" ALTER COLUMN "registration_type" TYPE VARCHAR(32)')
     migrate(migrator.add_column("client", "metadata_expires_at", peewee.DateTimeField(null=True)))
