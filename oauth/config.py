@@ -109,7 +109,12 @@ def _accounts(app: Flask) -> dict:
 
 def _outbound() -> dict:
     return {
-        # Outbound fetches (back-channel logout) may reach loopback/private addresses: tests only.
+        # Client ID Metadata Documents (MCP): https client_ids fetched, and how often.
+        "CLIENT_ID_METADATA_DOCUMENTS": True,
+        "METADATA_FETCH_RATE_LIMIT": "20 per minute; 200 per hour",
+        "METADATA_FETCH_HOST_RATE_LIMIT": "30 per minute",
+        # Outbound fetches (metadata documents, back-channel logout) may reach loopback and private
+        # addresses: tests and closed networks only.
         "FETCH_ALLOW_PRIVATE_ADDRESSES": False,
         # Back-Channel Logout: seconds one delivery may take, attempts before a token is dropped.
         "BACKCHANNEL_LOGOUT_TIMEOUT": 5,

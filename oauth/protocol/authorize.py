@@ -21,7 +21,7 @@ from oauth import audit
 from oauth.accounts import consents
 from oauth.protocol import pending, resources
 from oauth.redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
-from oauth.registry import clients
+from oauth.registry import metadata_documents
 from oauth.scopes import parse as parse_scope
 from oauth.scopes import unknown as unknown_scopes
 from oauth.security import lookup_key, random_token, sha256_hex
@@ -152,7 +152,10 @@ def _client_and_redirect_uri(args: MultiDict):
         )
     if not client_id:
         raise AuthorizationPageError("Invalid request", "The request has no client_id.")
-    client = clients.get_client(client_id)
+    try:  # an https client_id is fetched here, outside any transaction (MCP)
+        client = metadata_documents.resolve(client_id)
+    except metadata_documents.MetadataDocumentError as error:
+        raise AuthorizationPageError("Unusable application", str(error)) from None
     if client is None:
         raise AuthorizationPageError(
             "Unknown application", "No application is registered with this client_id."

@@ -24,6 +24,7 @@ REGISTRATION_TYPES = ("manual", "dynamic")
 MAX_NAME_LENGTH = 200
 MAX_REDIRECT_URIS = 20
 MAX_URI_LENGTH = 2048
+MAX_CLIENT_ID_LENGTH = 255  # a UUID, or a metadata document URL (metadata_documents.py)
 SECRET_BYTES = 32  # 256 bits
 UPDATABLE_FIELDS = frozenset(
     {
@@ -248,7 +249,9 @@ def create_client(
 
 def get_client(client_id: Any) -> Client | None:
     """The client with this id, or None (also for ids no client could have)."""
-    if lookup_key(client_id) is None:  # no NUL (PostgreSQL refuses it), sane length
+    if (
+        lookup_key(client_id, MAX_CLIENT_ID_LENGTH) is None
+    ):  # no NUL (PostgreSQL refuses it), sane length
         return None
     return Client.get_or_none(Client.client_id == client_id)
 
@@ -385,3 +388,11 @@ def cached_client(client_id: str) -> Client | None:
     if not isinstance(client_id, str):
         return None
     return cached(("client", client_id), lambda: get_client(client_id))
+
+
+# The same rules for clients described by a metadata document (metadata_documents.py).
+clean_name = _clean_name
+clean_redirect_uris = _clean_redirect_uris
+clean_grant_types = _clean_grant_types
+clean_web_uri = _clean_web_uri
+check_combination = _check_combination

@@ -101,7 +101,8 @@ class BrowserSession(BaseModel):
 class Client(BaseModel):
     """An OAuth client (relying party). Implements what Authlib's ClientMixin asks for."""
 
-    client_id = peewee.CharField(primary_key=True, max_length=64)
+    # A UUID, or the https URL of a Client ID Metadata Document (MCP; migration 0019).
+    client_id = peewee.CharField(primary_key=True, max_length=255)
     client_secret_hash = peewee.CharField(max_length=64, null=True)  # SHA-256 hex; None = public
     name = peewee.CharField(max_length=200)
     client_uri = peewee.CharField(max_length=2048, default="")
@@ -109,12 +110,15 @@ class Client(BaseModel):
     redirect_uris = JSONField(default=list)
     grant_types = JSONField(default=list)
     token_endpoint_auth_method = peewee.CharField(max_length=32, default="client_secret_basic")
-    registration_type = peewee.CharField(max_length=16, default="manual")  # manual | dynamic
+    # manual | dynamic | metadata_document
+    registration_type = peewee.CharField(max_length=32, default="manual")
     registration_access_token_hash = peewee.CharField(max_length=64, null=True)
     metadata = JSONField(default=dict)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
     last_used_at = peewee.DateTimeField(null=True)
+    # metadata_document clients: when the fetched document is stale and is fetched again.
+    metadata_expires_at = peewee.DateTimeField(null=True)
 
     @property
     def is_public(self) -> bool:
@@ -263,7 +267,7 @@ class AuditEvent(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow, index=True)
     event_type = peewee.CharField(max_length=64, index=True)
     user_id = peewee.CharField(max_length=36, null=True, index=True)
-    client_id = peewee.CharField(max_length=64, null=True, index=True)
+    client_id = peewee.CharField(max_length=255, null=True, index=True)
     ip = peewee.CharField(max_length=64, null=True)
     details = JSONField(default=dict)
 

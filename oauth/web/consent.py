@@ -10,7 +10,8 @@ from flask_login import current_user
 from oauth.protocol import authorize as authorization
 from oauth.protocol import resources
 from oauth.protocol.authorize import AuthorizationPageError, RedirectError
-from oauth.ratelimit.requests import limit_per_ip
+from oauth.ratelimit.requests import limit_metadata_fetches, limit_per_ip
+from oauth.registry import metadata_documents
 from oauth.scopes import describe
 from oauth.storage.db import write_transaction
 from oauth.storage.models import Client
@@ -33,6 +34,7 @@ def _anonymous() -> bool:
 
 @bp.route("/authorize", methods=["GET"])
 @limit_per_ip("AUTHORIZE_RATE_LIMIT", methods=("GET", "POST"), when=_anonymous)
+@limit_metadata_fetches
 def authorize():
     user = _user()
     try:
@@ -69,11 +71,13 @@ def _continue(row, *, render_consent: bool = False, next_path: str | None = None
     if not render_consent:
         return redirect(consent_path)
     form = ConsentForm()
+    client = Client.get_by_id(row.client_id)
     return render_template(
         "consent.html",
         form=form,
         request_row=row,
-        client=Client.get_by_id(row.client_id),
+        client=client,
+        document_host=metadata_documents.host_of(client),
         scopes=describe(row.scopes),
         api_name=resources.api_name(row.resource) if row.resource else None,
         redirect_host=_host(row.redirect_uri),

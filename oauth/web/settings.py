@@ -161,7 +161,8 @@ def apps():
     return render_template("apps.html", grants=consents.list_user_grants(_user()))
 
 
-@bp.route("/apps/<client_id>/revoke", methods=["POST"])
+# path: a metadata document client's id is a URL, slashes included
+@bp.route("/apps/<path:client_id>/revoke", methods=["POST"])
 @login_required
 def revoke_app(client_id: str):
     if not ConfirmForm().validate_on_submit():

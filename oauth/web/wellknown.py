@@ -47,6 +47,9 @@ def metadata() -> dict:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
+        "client_id_metadata_document_supported": bool(
+            current_app.config["CLIENT_ID_METADATA_DOCUMENTS"]
+        ),
     }
     if "api.revoke" in views:
         document["revocation_endpoint"] = f"{issuer}/oauth/revoke"

@@ -36,9 +36,10 @@ ROUTES = [
     ("/", overview.index),
     ("/clients", clients.clients_list),
     ("/clients/new", clients.client_new, ["GET", "POST"]),
-    ("/clients/<client_id>", clients.client_edit, ["GET", "POST"]),
-    ("/clients/<client_id>/rotate-secret", clients.client_rotate_secret, ["POST"]),
-    ("/clients/<client_id>/delete", clients.client_delete, ["GET", "POST"]),
+    # <path:...>: a metadata document client's id is a URL, slashes included
+    ("/clients/<path:client_id>", clients.client_edit, ["GET", "POST"]),
+    ("/clients/<path:client_id>/rotate-secret", clients.client_rotate_secret, ["POST"]),
+    ("/clients/<path:client_id>/delete", clients.client_delete, ["GET", "POST"]),
     ("/users", users.users_list),
     ("/users/<user_id>", users.user_edit, ["GET", "POST"]),
     ("/users/<user_id>/admin", users.user_set_admin, ["POST"]),
