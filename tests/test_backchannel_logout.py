@@ -7,7 +7,8 @@ import time
 from oauth.accounts import backchannel
 from oauth.accounts import users as accounts
 from oauth.storage.db import write_transaction
-from oauth.storage.models import AuditEvent, BackchannelLogout, BrowserSession, User
+from oauth.storage.deliveries import BackchannelLogout
+from oauth.storage.models import AuditEvent, BrowserSession, User
 from tests.conftest import csrf_token_from
 from tests.logout_helpers import Receiver, verify_logout_token
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client

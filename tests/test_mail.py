@@ -15,7 +15,8 @@ from email.parser import BytesParser
 import pytest
 
 from oauth.accounts import mail
-from oauth.storage.models import AuditEvent, MailOutbox, User, utcnow
+from oauth.storage.deliveries import MailOutbox
+from oauth.storage.models import AuditEvent, User, utcnow
 from tests.conftest import csrf_token_from
 from tests.mail_helpers import html_of, link_in, text_of, wait_for_sender
 

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from oauth.security import sha256_hex
-from oauth.storage.models import AccountToken, AuditEvent, MailOutbox, User
+from oauth.storage.deliveries import MailOutbox
+from oauth.storage.models import AccountToken, AuditEvent, User
 from tests.conftest import AuthActions, csrf_token_from
 from tests.mail_helpers import link_in, text_of, token_of, wait_for_sender
 

@@ -24,7 +24,8 @@ from oauth import audit
 from oauth.accounts.backchannel_http import DeliveryError, post_form
 from oauth.registry import logout_settings
 from oauth.storage.db import database, for_update, write_transaction
-from oauth.storage.models import BackchannelLogout, Client, OAuthSession, utcnow
+from oauth.storage.deliveries import BackchannelLogout
+from oauth.storage.models import Client, OAuthSession, utcnow
 from oauth.tokens import keys
 
 log = logging.getLogger(__name__)

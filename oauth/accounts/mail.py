@@ -29,7 +29,8 @@ from oauth import audit
 from oauth.accounts import account_tokens, mail_transport
 from oauth.accounts.mail_transport import MailError, Message
 from oauth.storage.db import database, write_transaction
-from oauth.storage.models import MailOutbox, User, utcnow
+from oauth.storage.deliveries import MailOutbox
+from oauth.storage.models import User, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from oauth.accounts import mail, mail_transport
 from oauth.accounts.users import email_problem, normalise_email
 from oauth.cli.support import OneLineErrorGroup
 from oauth.storage.db import write_transaction
-from oauth.storage.models import MailOutbox
+from oauth.storage.deliveries import MailOutbox
 
 mail_cli = OneLineErrorGroup("mail", help="The mail outbox: status, retries, a test mail.")
 
