@@ -6,13 +6,14 @@ from __future__ import annotations
 from flask import Flask
 from flask_login import current_user
 
-from oauth.web import admin, auth, consent, errors, health, protocol, settings, wellknown
+from oauth.web import admin, auth, consent, errors, health, mfa, protocol, settings, wellknown
 
 
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(mfa.bp)
     app.register_blueprint(consent.bp)
     app.register_blueprint(protocol.bp)
     app.register_blueprint(settings.bp)
