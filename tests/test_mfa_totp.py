@@ -69,7 +69,7 @@ def test_enrolment_page_shows_qr_code_and_secret_and_needs_a_right_code(app, cli
     assert "An authenticator app is on" in page and "10 recovery codes left" in page
 
 
-def test_sign_in_asks_for_the_second_step_and_signs_in_nobody_before(client, auth, enrolled):
+def test_sign_in_asks_for_the_second_step_and_signs_in_nobody_before(app, client, auth, enrolled):
     secret, _ = enrolled
     response = auth.login(next="/settings/apps")
     assert response.status_code == 302
@@ -85,6 +85,9 @@ def test_sign_in_asks_for_the_second_step_and_signs_in_nobody_before(client, aut
     done = second_step(client, code_at(secret), next_path="/settings/apps")
     assert done.status_code == 302 and done.headers["Location"] == "/settings/apps"
     assert signed_in(client)
+    with app.app_context():
+        types = [e.event_type for e in AuditEvent.select().order_by(AuditEvent.id)]
+        assert types[-2:] == ["mfa.failed", "mfa.verified"]
 
 
 def test_a_code_is_refused_when_replayed_inside_its_window(app, client, auth, enrolled):

@@ -254,10 +254,17 @@ def verify(user: User, code: str) -> str | None:
         return None
     totp_code = _normalise_totp(code)
     if totp_code is not None:
-        return TOTP_METHOD if _check_totp(user, totp_code) else None
-    if _normalise_recovery(code) and _spend_recovery_code(user, code):
-        return RECOVERY_METHOD
-    return None
+        method = TOTP_METHOD if _check_totp(user, totp_code) else None
+    elif _normalise_recovery(code) and _spend_recovery_code(user, code):
+        method = RECOVERY_METHOD
+    else:
+        method = None
+    with write_transaction():
+        if method is None:
+            audit.record("mfa.failed", user_id=user.id)
+        else:
+            audit.record("mfa.verified", user_id=user.id, method=method)
+    return method
 
 
 # --- removing --------------------------------------------------------------------------------
