@@ -221,3 +221,21 @@ def test_secret_is_sealed_and_bound_to_its_user(app, client, auth, enrolled):
         blob = base64.urlsafe_b64decode(row.secret_sealed.split(".")[2] + "==")
         assert secret.encode() not in blob
         assert json.dumps(row.secret_sealed).find(secret) == -1
+
+
+def test_kek_rotation_rewraps_the_totp_secrets(make_app, auth):
+    default = make_app()
+    client = default.test_client()
+    auth.client, auth.app = client, default
+    auth.create_user()
+    auth.login()
+    secret, _ = enrol(client)
+    new_kek = "n" * 40
+    both = make_app(KEY_ENCRYPTION_KEY=f"{new_kek},{default.config['SECRET_KEY']}")
+    result = both.test_cli_runner().invoke(args=["keys", "rewrap"])
+    assert result.exit_code == 0, result.output
+    assert "and 1 TOTP secrets" in result.output
+    only_new = make_app(KEY_ENCRYPTION_KEY=new_kek)
+    with only_new.app_context():
+        user = User.get(User.email == "alice@example.com")
+        assert mfa.verify(user, code_at(secret)) == "totp"  # opens under the new KEK alone

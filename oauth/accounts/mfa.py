@@ -267,6 +267,22 @@ def verify(user: User, code: str) -> str | None:
     return method
 
 
+def rewrap_secrets() -> int:
+    """Re-seal every TOTP secret under the current KEK (after ``flask keys rewrap``), all or
+    nothing; MfaError names the first user whose secret no configured KEK opens."""
+    ring = keyring()
+    with write_transaction():
+        rows = list(TotpFactor.select().order_by(TotpFactor.id))
+        for row in rows:
+            try:
+                secret = ring.decrypt(row.secret_sealed, kid=_seal_kid(row.user_id), alg=SEAL_ALG)
+            except KeyDecryptionError as error:
+                raise MfaError(f"TOTP secret of user {row.user_id}: {error}") from None
+            sealed = _seal(secret, row.user_id)
+            TotpFactor.update(secret_sealed=sealed).where(TotpFactor.id == row.id).execute()
+    return len(rows)
+
+
 # --- removing --------------------------------------------------------------------------------
 
 
