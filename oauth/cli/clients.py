@@ -80,9 +80,10 @@ def _echo_secret(secret: str) -> None:
 @click.option("--client-uri", default="", help="Home page of the application (https).")
 @click.option("--logo-uri", default="", help="Logo shown on the consent page (https).")
 @logout_options
+@click.option("--require-mfa", is_flag=True, help="Every sign-in needs a second factor.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def clients_create(
-    name, redirect_uris, public, grant_types, client_uri, logo_uri, as_json, **logout
+    name, redirect_uris, public, grant_types, client_uri, logo_uri, require_mfa, as_json, **logout
 ):
     """Register a client and print its credentials (the secret is shown once)."""
     try:
@@ -94,6 +95,7 @@ def clients_create(
             client_uri=client_uri,
             logo_uri=logo_uri,
             metadata=_logout_metadata({}, logout),
+            require_mfa=require_mfa,
         )
     except clients.ClientError as error:
         raise click.ClickException(error.message) from None
@@ -106,26 +108,38 @@ def clients_create(
     click.echo(f"auth method:    {client.token_endpoint_auth_method}")
     click.echo(f"redirect URIs:  {' '.join(client.redirect_uris) or '(none)'}")
     click.echo(f"grant types:    {' '.join(client.grant_types)}")
+    if client.require_mfa:
+        click.echo("second factor:  required")
     if secret is not None:
         _echo_secret(secret)
 
 
 @clients_cli.command("update")
 @click.argument("client_id")
+@click.option("--name", default=None, help="A new display name.")
+@click.option(
+    "--require-mfa/--no-require-mfa",
+    default=None,
+    help="Whether every sign-in for this client needs a second factor.",
+)
 @logout_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def clients_update(client_id, as_json, **logout):
-    """Change a client's logout settings (options not given stay as they are)."""
+def clients_update(client_id, name, require_mfa, as_json, **logout):
+    """Change a client: only the options given change."""
     client = client_or_fail(client_id)
-    metadata = _logout_metadata(client.metadata or {}, logout)
+    fields = {"name": name, "require_mfa": require_mfa}
+    changes = {k: v for k, v in fields.items() if v is not None}
     try:
-        clients.update_client(client, metadata=metadata)
+        clients.update_client(
+            client, metadata=_logout_metadata(client.metadata or {}, logout), **changes
+        )
     except clients.ClientError as error:
         raise click.ClickException(error.message) from None
     if as_json:
         _echo_json(clients.client_info(client))
         return
-    click.echo(f"Updated client {client.name} ({client.client_id}).")
+    mfa = "required" if client.require_mfa else "not required"
+    click.echo(f"Updated client {client.name} ({client.client_id}); second factor {mfa}.")
     for field, value in logout_settings.describe(client).items():
         click.echo(f"{field}: {json.dumps(value)}")
 

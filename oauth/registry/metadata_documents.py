@@ -26,7 +26,7 @@ import peewee
 from flask import current_app
 
 from oauth import audit
-from oauth.registry import clients, safe_fetch
+from oauth.registry import client_rules, clients, safe_fetch
 from oauth.registry.cache import invalidates
 from oauth.storage.db import database, for_update, write_transaction
 from oauth.storage.models import Client, utcnow
@@ -183,18 +183,20 @@ def parse(url: str, body: bytes) -> dict[str, Any]:
 
 
 def _client_fields(url: str, document: dict) -> dict[str, Any]:
-    grant_types = clients.clean_grant_types(document.get("grant_types", ["authorization_code"]))
+    grant_types = client_rules.clean_grant_types(
+        document.get("grant_types", ["authorization_code"])
+    )
     extra = sorted(set(grant_types) - set(ALLOWED_GRANT_TYPES))
     if extra:
         raise clients.ClientError(f"grant type {extra[0]!r} is not for a public client")
-    redirect_uris = clients.clean_redirect_uris(document.get("redirect_uris"))
+    redirect_uris = client_rules.clean_redirect_uris(document.get("redirect_uris"))
     if not redirect_uris:
         raise clients.ClientError("redirect_uris is required")
-    clients.check_combination(redirect_uris, grant_types, "none")
+    client_rules.check_combination(redirect_uris, grant_types, "none")
     return {
-        "name": clients.clean_name(document.get("client_name") or urlsplit(url).hostname),
-        "client_uri": clients.clean_web_uri(document.get("client_uri"), "client_uri"),
-        "logo_uri": clients.clean_web_uri(document.get("logo_uri"), "logo_uri"),
+        "name": client_rules.clean_name(document.get("client_name") or urlsplit(url).hostname),
+        "client_uri": client_rules.clean_web_uri(document.get("client_uri"), "client_uri"),
+        "logo_uri": client_rules.clean_web_uri(document.get("logo_uri"), "logo_uri"),
         "redirect_uris": redirect_uris,
         "grant_types": grant_types,
     }

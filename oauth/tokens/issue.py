@@ -67,6 +67,7 @@ def id_token_claims(
         at_hash=at_hash(access_token) if access_token else None,
         now=now,
         sid=context.session.browser_sid if context.session else None,
+        amr=context.session.amr if context.session else None,
     )
     return plugin_host().customize_id_token(claims, context)
 

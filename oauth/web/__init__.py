@@ -17,6 +17,7 @@ from oauth.web import (
     errors,
     health,
     logout,
+    mfa,
     protocol,
     settings,
     wellknown,
@@ -36,6 +37,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(mfa.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(consent.bp)
     app.register_blueprint(protocol.bp)

@@ -20,7 +20,7 @@ from flask import (
 )
 from flask_login import current_user, logout_user
 
-from oauth.accounts import account_tokens, email_verification, password_reset
+from oauth.accounts import account_tokens, email_verification, mfa, password_reset
 from oauth.accounts import users as accounts
 from oauth.accounts.login import sign_in
 from oauth.ratelimit import client_ip, throttle
@@ -83,7 +83,12 @@ def verify_email():
     else:
         flash(f"Thank you: {user.email} is confirmed.", "success")
     signed_in = current_user.is_authenticated and current_user.id == user.id
-    if email_verification.mode() == "required" and not signed_in:
+    if (
+        email_verification.mode() == "required"
+        and not signed_in
+        and not mfa.has_second_factor(user)
+    ):
+        # A mailed link is one factor: an account with a second factor signs in at /login.
         # The contract: with verification required, sign-up signs in once the link is confirmed.
         sign_in(user, method="otp")
         signed_in = True

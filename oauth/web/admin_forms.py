@@ -74,6 +74,10 @@ class ClientForm(Form):
     )
     backchannel_logout_session_required = BooleanField("Logout tokens must carry sid")
     logout_revokes_tokens = BooleanField("Signing out through this app revokes its tokens")
+    require_mfa = BooleanField(
+        "Require a second factor (every sign-in for this client: authenticator app or passkey)",
+        default=False,
+    )
 
 
 class ClientCreateForm(ClientForm):

@@ -94,6 +94,31 @@ class ConsentForm(Form):
     decision = HiddenField()
 
 
+class SecondFactorForm(Form):
+    """The second step of a sign-in (/login/mfa): ``code`` is a TOTP or a recovery code."""
+
+    code = StringField("Code", validators=[DataRequired(), Length(max=64)])
+    next = HiddenField()
+
+
+class TotpConfirmForm(Form):
+    """Enrolment: the first code of the new authenticator proves it was set up."""
+
+    code = StringField(
+        "Code from the app",
+        validators=[DataRequired(), Length(max=16)],
+        description="The 6-digit code your authenticator app shows now.",
+    )
+    next = HiddenField()
+
+
+class TotpDisableForm(Form):
+    """Removing the authenticator, or new recovery codes: the password or a code proves it."""
+
+    password = PasswordField("Current password", validators=[Optional(), Length(max=1024)])
+    code = StringField("Or a code", validators=[Optional(), Length(max=64)])
+
+
 class ForgotPasswordForm(Form):
     email = StringField("Email", validators=[DataRequired(), Length(max=320)])
 

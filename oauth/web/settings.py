@@ -19,6 +19,7 @@ from oauth.web.forms import (
     ProfileForm,
     ResendVerificationForm,
 )
+from oauth.web.mfa import security_context
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -100,7 +101,10 @@ def _request_change(user: User, email_form: EmailChangeForm) -> bool:
 
 def _security_page(password_form: PasswordChangeForm, status: int = 200):
     return render_template(
-        "security.html", password_form=password_form, sign_out_form=ConfirmForm()
+        "security.html",
+        password_form=password_form,
+        sign_out_form=ConfirmForm(),
+        **security_context(_user()),
     ), status
 
 

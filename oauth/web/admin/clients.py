@@ -58,6 +58,7 @@ def client_new():
                 client_uri=(form.client_uri.data or "").strip(),
                 logo_uri=(form.logo_uri.data or "").strip(),
                 metadata=_with_logout_fields(form, {}),
+                require_mfa=form.require_mfa.data,
                 actor_id=actor(),
             )
         except clients.ClientError as error:
@@ -96,6 +97,7 @@ def client_edit(client_id: str):
                     client_uri=(form.client_uri.data or "").strip(),
                     logo_uri=(form.logo_uri.data or "").strip(),
                     metadata=_with_logout_fields(form, metadata),
+                    require_mfa=form.require_mfa.data,
                 )
             except clients.ClientError as error:
                 problem = error.message
