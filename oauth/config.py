@@ -68,6 +68,8 @@ def defaults(app: Flask) -> dict:
         "LOGIN_IP_RATE_LIMIT": "50 per minute; 300 per hour",
         "LOGIN_ACCOUNT_RATE_LIMIT": "100 per hour",
         "SIGNUP_RATE_LIMIT": "10 per hour",
+        # Passkey sign-ins (no password, so no account to count under yet) per IP.
+        "PASSKEY_RATE_LIMIT": "30 per minute; 300 per hour",
         # Authorization requests from browsers nobody is signed in to (each costs a page, no row).
         "AUTHORIZE_RATE_LIMIT": "60 per minute; 600 per hour",
         # argon2id cost: the RFC 9106 "second recommended" profile (64 MiB, 3 passes).

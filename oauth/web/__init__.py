@@ -6,7 +6,17 @@ from __future__ import annotations
 from flask import Flask
 from flask_login import current_user
 
-from oauth.web import admin, auth, consent, errors, health, protocol, settings, wellknown
+from oauth.web import (
+    admin,
+    auth,
+    consent,
+    errors,
+    health,
+    passkeys,
+    protocol,
+    settings,
+    wellknown,
+)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -16,6 +26,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(consent.bp)
     app.register_blueprint(protocol.bp)
     app.register_blueprint(settings.bp)
+    app.register_blueprint(passkeys.bp)
     app.register_blueprint(admin.bp)
     # Protocol endpoints authenticate clients, not browsers: no CSRF tokens there.
     app.extensions["portcullis.csrf"].exempt(protocol.bp)
