@@ -135,6 +135,14 @@ def has_passkeys(user: User) -> bool:
     return WebAuthnCredential.select().where(WebAuthnCredential.user == user.id).exists()
 
 
+def users_with_passkeys(user_ids: list[str]) -> set[str]:
+    """Which of ``user_ids`` have a passkey (one query, for a page of users)."""
+    rows = WebAuthnCredential.select(WebAuthnCredential.user).where(
+        WebAuthnCredential.user.in_(user_ids)
+    )
+    return {row.user_id for row in rows.distinct()}
+
+
 def _descriptors(rows: list[WebAuthnCredential]) -> list[PublicKeyCredentialDescriptor]:
     return [
         PublicKeyCredentialDescriptor(

@@ -12,6 +12,7 @@ from oauth.web import (
     consent,
     errors,
     health,
+    mfa,
     passkeys,
     protocol,
     settings,
@@ -23,6 +24,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(mfa.bp)
     app.register_blueprint(consent.bp)
     app.register_blueprint(protocol.bp)
     app.register_blueprint(settings.bp)

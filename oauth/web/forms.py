@@ -79,3 +79,28 @@ class ConsentForm(FlaskForm):
     """The consent decision: a button named ``decision`` valued ``approve`` or ``deny``."""
 
     decision = HiddenField()
+
+
+class SecondFactorForm(FlaskForm):
+    """The second step of a sign-in (/login/mfa): ``code`` is a TOTP or a recovery code."""
+
+    code = StringField("Code", validators=[DataRequired(), Length(max=64)])
+    next = HiddenField()
+
+
+class TotpConfirmForm(FlaskForm):
+    """Enrolment: the first code of the new authenticator proves it was set up."""
+
+    code = StringField(
+        "Code from the app",
+        validators=[DataRequired(), Length(max=16)],
+        description="The 6-digit code your authenticator app shows now.",
+    )
+    next = HiddenField()
+
+
+class TotpDisableForm(FlaskForm):
+    """Removing the authenticator, or new recovery codes: the password or a code proves it."""
+
+    password = PasswordField("Current password", validators=[Optional(), Length(max=1024)])
+    code = StringField("Or a code", validators=[Optional(), Length(max=64)])

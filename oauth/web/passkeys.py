@@ -1,5 +1,5 @@
 """Passkey pages and their JSON calls (static/passkeys.js): add and remove passkeys on
-/settings/security, sign in with one on /login. JSON bodies, base64url inside; CSRF through
+/settings/security, sign in with one on /login, use one as the second step at /login/mfa. JSON bodies, base64url inside; CSRF through
 the ``X-CSRFToken`` header (flask-wtf's CSRFProtect checks it like a form field)."""
 
 from __future__ import annotations
@@ -13,10 +13,17 @@ from wtforms import PasswordField
 from wtforms.validators import DataRequired
 
 from oauth.accounts import passkeys, passwords
-from oauth.accounts.login import current_session_id, sign_in
+from oauth.accounts.login import (
+    current_session_id,
+    finish_second_step,
+    second_step_user,
+    sign_in,
+)
 from oauth.ratelimit.passwords import Throttled, guarded
 from oauth.ratelimit.requests import limit_per_ip
 from oauth.security import safe_next_path
+from oauth.storage.models import User
+from oauth.tokens.claims import WEBAUTHN_METHOD
 
 bp = Blueprint("passkeys", __name__)
 
@@ -32,7 +39,18 @@ def _passkey_helpers():
             return []
         return passkeys.list_for(current_user)
 
-    return {"passkey_list": passkey_list}
+    def passkey_mfa_available():
+        user = _mfa_user()
+        return user is not None and passkeys.has_passkeys(user)
+
+    return {"passkey_list": passkey_list, "passkey_mfa_available": passkey_mfa_available}
+
+
+def _mfa_user() -> User | None:
+    """Whom /login/mfa asks: a signed-in user stepping up, or the one half-way signed in."""
+    if current_user.is_authenticated:
+        return current_user._get_current_object()
+    return second_step_user()
 
 
 def _error(message: str, status: int = 400, headers: dict | None = None):
@@ -49,6 +67,14 @@ def _body() -> dict:
 def _credential(body: dict) -> str:
     credential = body.get("credential")
     return json.dumps(credential) if isinstance(credential, dict) else ""
+
+
+def _throttled(throttled: Throttled):
+    return _error(
+        f"Too many failed attempts. Try again in {throttled.retry_after} seconds.",
+        429,
+        {"Retry-After": str(throttled.retry_after)},
+    )
 
 
 def _password_proven(password) -> bool:
@@ -75,11 +101,7 @@ def register_options():
     try:
         proven = _password_proven(body.get("password"))
     except Throttled as throttled:
-        return _error(
-            f"Too many failed attempts. Try again in {throttled.retry_after} seconds.",
-            429,
-            {"Retry-After": str(throttled.retry_after)},
-        )
+        return _throttled(throttled)
     if not proven:
         return _error("Your password is incorrect.")
     try:
@@ -144,4 +166,43 @@ def login_finish():
     except passkeys.PasskeyError as error:
         return _error(str(error))
     sign_in(row.user, method="webauthn")
+    return jsonify(redirect=next_path)
+
+
+# --- the second step at /login/mfa ------------------------------------------------------
+
+EXPIRED = "Your sign-in took too long or was not started. Sign in again."
+
+
+@bp.route("/login/mfa/passkey/options", methods=["POST"])
+def mfa_options():
+    user = _mfa_user()
+    if user is None or not passkeys.has_passkeys(user):
+        return _error(EXPIRED)
+    return _options(passkeys.authentication_options("mfa", user))
+
+
+@bp.route("/login/mfa/passkey", methods=["POST"])
+def mfa_finish():
+    body = _body()
+    next_path = safe_next_path(body.get("next"), url_for("auth.index"))
+    user = _mfa_user()
+    if user is None:
+        return _error(EXPIRED)
+    answer, refused = _credential(body), []
+
+    def check():
+        try:
+            return passkeys.verify_assertion("mfa", answer, user)
+        except passkeys.PasskeyError as error:
+            refused.append(str(error))
+            return None
+
+    try:
+        row = guarded(user.email, check)
+    except Throttled as throttled:
+        return _throttled(throttled)
+    if row is None:
+        return _error(refused[0])
+    finish_second_step(user, WEBAUTHN_METHOD)
     return jsonify(redirect=next_path)

@@ -12,6 +12,7 @@ from oauth.ratelimit.passwords import Throttled, guarded
 from oauth.registry.clients import get_client
 from oauth.storage.models import User
 from oauth.web.forms import ConfirmForm, PasswordChangeForm, ProfileForm
+from oauth.web.mfa import security_context
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -41,7 +42,10 @@ def profile():
 
 def _security_page(password_form: PasswordChangeForm, status: int = 200):
     return render_template(
-        "security.html", password_form=password_form, sign_out_form=ConfirmForm()
+        "security.html",
+        password_form=password_form,
+        sign_out_form=ConfirmForm(),
+        **security_context(_user()),
     ), status
 
 
