@@ -78,6 +78,8 @@
   function failed(box, error) {
     if (error && error.name === "NotAllowedError") {
       say(box, "The passkey request was cancelled or timed out.");
+    } else if (error && error.name === "SecurityError") {
+      say(box, "Passkeys work only on this site's own address (https, or localhost).");
     } else if (error && error.name === "InvalidStateError") {
       say(box, "This device already holds a passkey for your account.");
     } else {

@@ -231,3 +231,10 @@ def test_anonymous_passkey_attempts_are_limited_per_ip(make_app):
         post_json(client, "/login/passkey", {"credential": {}}, token).status_code for _ in range(3)
     ]
     assert statuses == [400, 400, 429]
+
+
+def test_passwordless_needs_the_owners_user_handle(app, client, registered):
+    registered.user_handle = b"00000000-0000-0000-0000-000000000000"
+    answer = passkey_sign_in(client, registered)
+    assert answer.status_code == 400 and "not registered" in answer.get_json()["error"]
+    assert client.get("/settings/security").status_code == 302
