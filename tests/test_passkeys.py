@@ -238,3 +238,13 @@ def test_passwordless_needs_the_owners_user_handle(app, client, registered):
     answer = passkey_sign_in(client, registered)
     assert answer.status_code == 400 and "not registered" in answer.get_json()["error"]
     assert client.get("/settings/security").status_code == 302
+
+
+def test_a_disabled_user_cannot_sign_in_with_a_passkey(app, client, registered):
+    with app.app_context():
+        user = passkeys.WebAuthnCredential.get().user
+        user.disabled = True
+        user.save()
+    answer = passkey_sign_in(client, registered)
+    assert answer.status_code == 400
+    assert client.get("/settings/security").status_code == 302
