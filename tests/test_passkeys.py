@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from oauth.accounts import passkeys
+from oauth.accounts import users as accounts
 from oauth.storage.models import AuditEvent, BrowserSession
 from tests.conftest import csrf_token_from
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
@@ -248,3 +249,10 @@ def test_a_disabled_user_cannot_sign_in_with_a_passkey(app, client, registered):
     answer = passkey_sign_in(client, registered)
     assert answer.status_code == 400
     assert client.get("/settings/security").status_code == 302
+
+
+def test_deleting_the_account_deletes_its_passkeys(app, client, registered):
+    with app.app_context():
+        accounts.delete_user(passkeys.WebAuthnCredential.get().user)
+        assert passkeys.WebAuthnCredential.select().count() == 0
+    assert passkey_sign_in(client, registered).status_code == 400
