@@ -69,7 +69,7 @@ def test_enrolment_page_shows_qr_code_and_secret_and_needs_a_right_code(app, cli
     assert "An authenticator app is on" in page and "10 recovery codes left" in page
 
 
-def test_sign_in_asks_for_the_second_step_and_signs_in_nobody_before(client, auth, enrolled):
+def test_sign_in_asks_for_the_second_step_and_signs_in_nobody_before(app, client, auth, enrolled):
     secret, _ = enrolled
     response = auth.login(next="/settings/apps")
     assert response.status_code == 302
@@ -85,6 +85,9 @@ def test_sign_in_asks_for_the_second_step_and_signs_in_nobody_before(client, aut
     done = second_step(client, code_at(secret), next_path="/settings/apps")
     assert done.status_code == 302 and done.headers["Location"] == "/settings/apps"
     assert signed_in(client)
+    with app.app_context():
+        types = [e.event_type for e in AuditEvent.select().order_by(AuditEvent.id)]
+        assert types[-2:] == ["mfa.failed", "mfa.verified"]
 
 
 def test_a_code_is_refused_when_replayed_inside_its_window(app, client, auth, enrolled):
@@ -218,3 +221,21 @@ def test_secret_is_sealed_and_bound_to_its_user(app, client, auth, enrolled):
         blob = base64.urlsafe_b64decode(row.secret_sealed.split(".")[2] + "==")
         assert secret.encode() not in blob
         assert json.dumps(row.secret_sealed).find(secret) == -1
+
+
+def test_kek_rotation_rewraps_the_totp_secrets(make_app, auth):
+    default = make_app()
+    client = default.test_client()
+    auth.client, auth.app = client, default
+    auth.create_user()
+    auth.login()
+    secret, _ = enrol(client)
+    new_kek = "n" * 40
+    both = make_app(KEY_ENCRYPTION_KEY=f"{new_kek},{default.config['SECRET_KEY']}")
+    result = both.test_cli_runner().invoke(args=["keys", "rewrap"])
+    assert result.exit_code == 0, result.output
+    assert "and 1 TOTP secrets" in result.output
+    only_new = make_app(KEY_ENCRYPTION_KEY=new_kek)
+    with only_new.app_context():
+        user = User.get(User.email == "alice@example.com")
+        assert mfa.verify(user, code_at(secret)) == "totp"  # opens under the new KEK alone

@@ -256,3 +256,19 @@ def test_deleting_the_account_deletes_its_passkeys(app, client, registered):
         accounts.delete_user(passkeys.WebAuthnCredential.get().user)
         assert passkeys.WebAuthnCredential.select().count() == 0
     assert passkey_sign_in(client, registered).status_code == 400
+
+
+def test_an_unconfirmed_address_cannot_sign_in_with_a_passkey_when_required(
+    app, client, registered
+):
+    app.config["EMAIL_VERIFICATION"] = "required"
+    with app.app_context():
+        user = passkeys.WebAuthnCredential.get().user
+        user.email_verified = False
+        user.save()
+    answer = passkey_sign_in(client, registered)
+    assert answer.status_code == 400 and "Confirm your email" in answer.get_json()["error"]
+    with app.app_context():
+        user.email_verified = True
+        user.save()
+    assert passkey_sign_in(client, registered).status_code == 200

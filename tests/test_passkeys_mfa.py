@@ -56,7 +56,7 @@ def test_password_then_passkey_is_aal2(app, client, auth, alice_key):
         assert [c["id"] for c in options["allowCredentials"]] == [credential.credential_id]
         [session] = BrowserSession.select()
         assert session.amr == ["pwd", "webauthn"]
-        assert AuditEvent.get(AuditEvent.event_type == "mfa.succeeded").details == {
+        assert AuditEvent.get(AuditEvent.event_type == "mfa.verified").details == {
             "method": "webauthn"
         }
     client_id, secret = make_client(app)

@@ -258,10 +258,33 @@ def verify(user: User, code: str) -> str | None:
         return None
     totp_code = _normalise_totp(code)
     if totp_code is not None:
-        return TOTP_METHOD if _check_totp(user, totp_code) else None
-    if _normalise_recovery(code) and _spend_recovery_code(user, code):
-        return RECOVERY_METHOD
-    return None
+        method = TOTP_METHOD if _check_totp(user, totp_code) else None
+    elif _normalise_recovery(code) and _spend_recovery_code(user, code):
+        method = RECOVERY_METHOD
+    else:
+        method = None
+    with write_transaction():
+        if method is None:
+            audit.record("mfa.failed", user_id=user.id)
+        else:
+            audit.record("mfa.verified", user_id=user.id, method=method)
+    return method
+
+
+def rewrap_secrets() -> int:
+    """Re-seal every TOTP secret under the current KEK (after ``flask keys rewrap``), all or
+    nothing; MfaError names the first user whose secret no configured KEK opens."""
+    ring = keyring()
+    with write_transaction():
+        rows = list(TotpFactor.select().order_by(TotpFactor.id))
+        for row in rows:
+            try:
+                secret = ring.decrypt(row.secret_sealed, kid=_seal_kid(row.user_id), alg=SEAL_ALG)
+            except KeyDecryptionError as error:
+                raise MfaError(f"TOTP secret of user {row.user_id}: {error}") from None
+            sealed = _seal(secret, row.user_id)
+            TotpFactor.update(secret_sealed=sealed).where(TotpFactor.id == row.id).execute()
+    return len(rows)
 
 
 # --- removing --------------------------------------------------------------------------------

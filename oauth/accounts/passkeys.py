@@ -279,6 +279,9 @@ def _find_credential(parsed, user: User | None) -> WebAuthnCredential:
         raise PasskeyError("This passkey is not registered for this account.")
     if row.user.disabled:
         raise PasskeyError("This passkey is not registered for this account.")
+    required = current_app.config.get("EMAIL_VERIFICATION") == "required"
+    if user is None and required and not row.user.email_verified:
+        raise PasskeyError("Confirm your email address first: open the link we mailed you.")
     return row
 
 
@@ -319,7 +322,7 @@ def _check_assertion(state: dict, response_json: str, user: User | None) -> WebA
             User.update(last_sign_in_at=utcnow()).where(User.id == row.user_id).execute()
             audit.record("login.succeeded", user_id=row.user_id, method="webauthn")
         else:
-            audit.record("mfa.succeeded", user_id=row.user_id, method="webauthn")
+            audit.record("mfa.verified", user_id=row.user_id, method="webauthn")
     return row
 
 

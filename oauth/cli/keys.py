@@ -8,6 +8,7 @@ import json
 import click
 import peewee
 
+from oauth.accounts import mfa
 from oauth.cli.support import OneLineErrorGroup
 from oauth.storage.models import SigningKey
 from oauth.tokens import jose as jwt
@@ -102,11 +103,16 @@ def keys_revoke(kid):
 
 @keys_cli.command("rewrap")
 def keys_rewrap():
-    """Re-encrypt every private key under the current key-encryption key (KEK rotation)."""
+    """Re-encrypt every private key, and every TOTP secret, under the current key-encryption
+    key (KEK rotation)."""
     total, moved = _run(keys.rewrap)
+    try:
+        totp_secrets = mfa.rewrap_secrets()
+    except mfa.MfaError as error:
+        raise click.ClickException(str(error)) from None
     kek = key_encryption.keyring().current_id
     click.echo(
         f"Re-encrypted {total} signing keys under key-encryption key {kek} "
-        f"({moved} were under another key or unencrypted); older keys may now be removed "
-        "from PORTCULLIS_KEY_ENCRYPTION_KEY."
+        f"({moved} were under another key or unencrypted), and {totp_secrets} TOTP secrets; "
+        "older keys may now be removed from PORTCULLIS_KEY_ENCRYPTION_KEY."
     )

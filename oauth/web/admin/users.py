@@ -1,4 +1,4 @@
-"""Admin pages for users: list, edit, admin rights, disable and enable."""
+"""Admin pages for users: list, edit, admin rights, disable and enable, verify the email."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from oauth.accounts import admin as user_admin
-from oauth.accounts import consents, mfa
+from oauth.accounts import consents, email_verification, mfa
 from oauth.pagination import page_number
 from oauth.storage.models import User
 from oauth.web.admin.common import actor, confirmed
@@ -131,3 +131,11 @@ def user_reset_mfa(user_id: str):
         back=url_for("admin.user_edit", user_id=user.id),
         button="Reset second factors",
     )
+
+
+def user_verify_email(user_id: str):
+    def action(user: User) -> str:
+        email_verification.mark_verified(user, actor_id=actor())
+        return f"{user.email} is marked verified."
+
+    return _user_action(user_id, action)
