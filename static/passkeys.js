@@ -100,7 +100,9 @@
       }).then(function (options) {
         return navigator.credentials.create({ publicKey: creationOptions(options) });
       }).then(function (credential) {
-        return post(form.dataset.finishUrl, csrf, { credential: credentialJSON(credential) });
+        return post(form.dataset.finishUrl, csrf, {
+          credential: credentialJSON(credential), next: form.dataset.next || ""
+        });
       }).then(go).catch(function (error) { failed(form, error); });
     });
   }

@@ -114,3 +114,20 @@ def test_the_admin_reset_removes_passkeys(app, client, alice_key):
         assert mfa.factors_by_user([user.id]) == {user.id: ["webauthn"]}
         assert mfa.reset(user, actor_id=None, via="cli") == ["webauthn"]
         assert not passkeys.has_passkeys(user) and not mfa.has_second_factor(user)
+
+
+def test_sent_to_enrol_a_passkey_then_stepping_up_with_it(app, client, auth):
+    auth.create_user(password=PASSWORD)
+    auth.login(password=PASSWORD)
+    token = csrf(client, "/settings/security?next=/settings/apps")
+    options = post_json(
+        client, "/settings/security/passkeys/options", {"name": "A", "password": PASSWORD}, token
+    ).get_json()
+    authenticator = SoftAuthenticator("localhost", ORIGIN)
+    body = {"credential": authenticator.create(options), "next": "/settings/apps"}
+    finished = post_json(client, "/settings/security/passkeys", body, token)
+    assert finished.get_json() == {"redirect": "/login/mfa?next=/settings/apps"}
+    answer, _ = passkey_step(client, authenticator, next_path="/settings/apps")  # signed in
+    assert answer.get_json() == {"redirect": "/settings/apps"}
+    with app.app_context():
+        assert BrowserSession.get().amr == ["pwd", "webauthn"]

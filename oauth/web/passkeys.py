@@ -116,13 +116,17 @@ def register_options():
 @bp.route("/settings/security/passkeys", methods=["POST"])
 @login_required
 def register_finish():
+    body = _body()
     try:
         row = passkeys.finish_registration(
-            current_user, _credential(_body()), browser_session=current_session_id()
+            current_user, _credential(body), browser_session=current_session_id()
         )
     except passkeys.PasskeyError as error:
         return _error(str(error))
     flash(f"Passkey “{row.name}” added.", "success")
+    next_path = safe_next_path(body.get("next"), "")
+    if next_path:  # sent here to enrol a second factor: prove it now, then carry on
+        return jsonify(redirect=url_for("mfa.login_mfa", next=next_path))
     return jsonify(redirect=url_for("settings.security"))
 
 
