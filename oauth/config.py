@@ -78,6 +78,8 @@ def _limits() -> dict:
         "LOGIN_IP_RATE_LIMIT": "50 per minute; 300 per hour",
         "LOGIN_ACCOUNT_RATE_LIMIT": "100 per hour",
         "SIGNUP_RATE_LIMIT": "10 per hour",
+        # Passkey sign-ins per IP (no password, so no account to count them under yet).
+        "PASSKEY_RATE_LIMIT": "30 per minute; 300 per hour",
         # Reset and verification mails: requests per IP, and mails per address.
         "MAIL_IP_RATE_LIMIT": "20 per hour",
         "MAIL_ADDRESS_RATE_LIMIT": "3 per 15 minutes; 10 per day",

@@ -94,7 +94,7 @@ def sign_in(page, base: str, email: str, shot: Shots | None = None) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     if shot is not None:
         shot("login")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_load_state()
 
 

@@ -27,10 +27,11 @@ import segno
 from flask import current_app
 
 from oauth import audit
+from oauth.accounts import passkeys
 from oauth.security import KeyDecryptionError, sha256_hex
 from oauth.storage.db import write_transaction
 from oauth.storage.models import RecoveryCode, TotpFactor, User, utcnow
-from oauth.tokens.claims import RECOVERY_METHOD, TOTP_METHOD
+from oauth.tokens.claims import RECOVERY_METHOD, TOTP_METHOD, WEBAUTHN_METHOD
 from oauth.tokens.key_encryption import keyring
 
 log = logging.getLogger(__name__)
@@ -83,12 +84,13 @@ def recovery_codes_left(user: User) -> int:
 
 def has_second_factor(user: User) -> bool:
     """Whether sign-in asks this user for a second step (a confirmed factor exists)."""
-    return totp_factor(user) is not None
+    return totp_factor(user) is not None or passkeys.has_passkeys(user)
 
 
 def factors(user: User) -> list[str]:
     """The user's factors, by method name (for the admin pages and the CLI)."""
-    return [TOTP_METHOD] if totp_factor(user) is not None else []
+    found = [TOTP_METHOD] if totp_factor(user) is not None else []
+    return found + ([WEBAUTHN_METHOD] if passkeys.has_passkeys(user) else [])
 
 
 def factors_by_user(user_ids: list[str]) -> dict[str, list[str]]:
@@ -99,6 +101,8 @@ def factors_by_user(user_ids: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
     for row in rows:
         found[row.user_id].append(TOTP_METHOD)
+    for user_id in passkeys.users_with_passkeys(user_ids):
+        found[user_id].append(WEBAUTHN_METHOD)
     return found
 
 
@@ -304,5 +308,6 @@ def reset(user: User, *, actor_id: str | None, via: str) -> list[str]:
     with write_transaction():
         removed = factors(user)
         _delete_all(user)
+        passkeys.remove_all(user, actor_id=actor_id)
         audit.record("mfa.reset", user_id=user.id, actor=actor_id, via=via, factors=removed)
     return removed

@@ -18,6 +18,7 @@ from oauth.web import (
     health,
     logout,
     mfa,
+    passkeys,
     protocol,
     settings,
     wellknown,
@@ -42,6 +43,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(consent.bp)
     app.register_blueprint(protocol.bp)
     app.register_blueprint(settings.bp)
+    app.register_blueprint(passkeys.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(logout.bp)
     # Protocol endpoints authenticate clients, not browsers: no CSRF tokens there.
