@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, StringField
+from wtforms import BooleanField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from oauth.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -68,6 +68,17 @@ class PasswordChangeForm(FlaskForm):
     new_password_confirm = PasswordField(
         "Confirm new password",
         validators=[DataRequired(), EqualTo("new_password", message="Passwords do not match.")],
+    )
+
+
+class DeleteAccountForm(FlaskForm):
+    """Deleting one's own account: the current password and an explicit confirmation. A second
+    factor's ``code`` field joins here once accounts have second factors."""
+
+    password = PasswordField("Current password", validators=[DataRequired()])
+    confirm = BooleanField(
+        "I understand that my account and everything in it is deleted for good.",
+        validators=[DataRequired(message="Tick the box to confirm.")],
     )
 
 

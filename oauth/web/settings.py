@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, logout_user
 
-from oauth.accounts import consents, passwords
+from oauth.accounts import consents, deletion, passwords
 from oauth.accounts import users as accounts
 from oauth.accounts.login import current_session_id, sign_in
 from oauth.ratelimit.passwords import Throttled, guarded
 from oauth.registry.clients import get_client
 from oauth.storage.models import User
-from oauth.web.forms import ConfirmForm, PasswordChangeForm, ProfileForm
+from oauth.web.forms import ConfirmForm, DeleteAccountForm, PasswordChangeForm, ProfileForm
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -39,16 +39,23 @@ def profile():
     return render_template("profile.html", form=form, password_form=PasswordChangeForm()), status
 
 
-def _security_page(password_form: PasswordChangeForm, status: int = 200):
+def _security_page(
+    password_form: PasswordChangeForm | None = None,
+    status: int = 200,
+    delete_form: DeleteAccountForm | None = None,
+):
     return render_template(
-        "security.html", password_form=password_form, sign_out_form=ConfirmForm()
+        "security.html",
+        password_form=password_form or PasswordChangeForm(formdata=None),
+        sign_out_form=ConfirmForm(),
+        delete_form=delete_form or DeleteAccountForm(formdata=None),
     ), status
 
 
 @bp.route("/security")
 @login_required
 def security():
-    return _security_page(PasswordChangeForm())
+    return _security_page()
 
 
 def _current_password_proven(user: User, password: str) -> bool:
@@ -94,6 +101,42 @@ def sign_out_others():
     accounts.sign_out_other_sessions(_user(), keep=current_session_id())
     flash("Every other session was signed out.", "success")
     return redirect(url_for("settings.security"))
+
+
+def _second_factor_proven(user: User, form: DeleteAccountForm) -> bool:
+    """The account's second factor, when it has one (none exist yet: issue 10's MFA part adds
+    a ``code`` field to the form and checks it here, through ``guarded``)."""
+    return True
+
+
+@bp.route("/security/delete", methods=["POST"])
+@login_required
+def delete_account():
+    user = _user()
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        try:
+            proven = _current_password_proven(user, form.password.data)
+        except Throttled as throttled:
+            form.password.errors.append(
+                f"Too many failed attempts. Try again in {throttled.retry_after} seconds."
+            )
+            page, _ = _security_page(delete_form=form)
+            return page, 429, {"Retry-After": str(throttled.retry_after)}
+        if not proven:
+            form.password.errors.append("Current password is incorrect.")
+        elif _second_factor_proven(user, form):
+            try:
+                deletion.delete_account(user, via="settings")
+            except accounts.AccountError as error:
+                flash(str(error), "error")
+            else:
+                # the browser session row went with the account: only the cookie is left
+                logout_user()
+                session.clear()
+                flash("Your account was deleted.", "success")
+                return redirect(url_for("auth.login"))
+    return _security_page(status=400, delete_form=form)
 
 
 @bp.route("/apps")
