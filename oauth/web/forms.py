@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
 from oauth.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from oauth.accounts.users import email_problem, normalise_email
 
+PASSWORD_RULES = (
+    f"At least {MIN_PASSWORD_LENGTH} characters (at most {MAX_PASSWORD_LENGTH}). "
+    "Any characters, spaces too: a few unrelated words make a strong password."
+)
 PASSWORD_LENGTH_MESSAGE = (
     f"Password must be at least {MIN_PASSWORD_LENGTH} characters "
     f"(and at most {MAX_PASSWORD_LENGTH})."
@@ -23,10 +28,13 @@ class LoginForm(FlaskForm):
 
 
 class SignupForm(FlaskForm):
+    """Every field is checked at once, so the page shows every problem together."""
+
     email = StringField("Email", validators=[DataRequired(), Length(max=320)])
     name = StringField("Name", validators=[Optional(), Length(max=200)])
     password = PasswordField(
         "Password",
+        description=PASSWORD_RULES,
         validators=[
             DataRequired(),
             Length(
@@ -39,6 +47,11 @@ class SignupForm(FlaskForm):
         validators=[Optional(), EqualTo("password", message="Passwords do not match.")],
     )
     next = HiddenField()
+
+    def validate_email(self, field) -> None:
+        problem = email_problem(normalise_email(field.data))
+        if problem:
+            raise ValidationError(problem)
 
 
 class ProfileForm(FlaskForm):
