@@ -88,7 +88,7 @@ class DeleteAccountForm(FlaskForm):
     """Deleting one's own account: the current password and an explicit confirmation. A second
     factor's ``code`` field joins here once accounts have second factors."""
 
-    password = PasswordField("Current password", validators=[DataRequired()])
+    password = PasswordField("Your password", validators=[DataRequired()])
     confirm = BooleanField(
         "I understand that my account and everything in it is deleted for good.",
         validators=[DataRequired(message="Tick the box to confirm.")],
