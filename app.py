@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
 from oauth import cli, config, ratelimit, web
-from oauth.accounts import login, passwords
+from oauth.accounts import login, mail, passwords
 from oauth.plugins import host as plugin_host
 from oauth.protocol import server
 from oauth.ratelimit import passwords as password_limits
@@ -81,8 +81,10 @@ def setup_protocol(app: Flask) -> None:
 
 
 def setup_web(app: Flask) -> None:
-    """Every blueprint, the error pages and the navigation."""
+    """Every blueprint, the error pages, the navigation (templates: instance/templates/ first),
+    and this worker's mail sender."""
     web.register_blueprints(app)
+    mail.init_app(app)
 
 
 def setup_cli(app: Flask) -> None:

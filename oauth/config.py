@@ -68,6 +68,15 @@ def defaults(app: Flask) -> dict:
         "LOGIN_IP_RATE_LIMIT": "50 per minute; 300 per hour",
         "LOGIN_ACCOUNT_RATE_LIMIT": "100 per hour",
         "SIGNUP_RATE_LIMIT": "10 per hour",
+        # Reset and verification mails: requests per IP, and mails per address.
+        "MAIL_IP_RATE_LIMIT": "20 per hour",
+        "MAIL_ADDRESS_RATE_LIMIT": "3 per 15 minutes; 10 per day",
+        # Where mail goes (smtp://, smtp+starttls://, smtps://, or file:// .eml files).
+        "MAIL_URL": f"file://{Path(app.instance_path) / 'outbox'}",
+        "MAIL_FROM": None,
+        "MAIL_TIMEOUT": 10,
+        "EMAIL_VERIFICATION": "optional",
+        "EMAIL_VERIFICATION_TTL": 86400,
         # Authorization requests from browsers nobody is signed in to (each costs a page, no row).
         "AUTHORIZE_RATE_LIMIT": "60 per minute; 600 per hour",
         # argon2id cost: the RFC 9106 "second recommended" profile (64 MiB, 3 passes).
@@ -107,6 +116,10 @@ def _normalise(app: Flask) -> None:
         disabled = [name.strip() for name in disabled.split(",") if name.strip()]
     config["DISABLED_PLUGINS"] = list(disabled)
     config["SESSION_COOKIE_SECURE"] = config["ISSUER"].startswith("https://")
+    config["EMAIL_VERIFICATION"] = str(config["EMAIL_VERIFICATION"]).strip().lower()
+    if not config["MAIL_FROM"]:
+        host = urlsplit(config["ISSUER"]).hostname or "localhost"
+        config["MAIL_FROM"] = f"Portcullis <no-reply@{host}>"
     config["KEY_ENCRYPTION_KEY"] = _key_encryption_keys(config["KEY_ENCRYPTION_KEY"])
 
 
@@ -222,6 +235,7 @@ def validate(app: Flask) -> None:
             raise ConfigError(
                 f"PORTCULLIS_{name}: expected a whole number of seconds, got {value!r}"
             )
+    _validate_mail(config)
     if config["SIGNING_ALG"] not in ("ES256", "RS256"):
         raise ConfigError(
             f"PORTCULLIS_SIGNING_ALG: expected ES256 or RS256, got {config['SIGNING_ALG']!r}"
@@ -235,6 +249,39 @@ def validate(app: Flask) -> None:
         ) from None
     if not os.access(instance, os.W_OK | os.X_OK):
         raise ConfigError(f"instance folder {instance}: not writable")
+
+
+MAIL_SCHEMES = ("smtp", "smtp+starttls", "smtps", "file")
+EMAIL_VERIFICATION_MODES = ("optional", "required", "off")
+
+
+def _validate_mail(config) -> None:
+    url = urlsplit(str(config["MAIL_URL"]))
+    if url.scheme not in MAIL_SCHEMES or (url.scheme == "file" and not url.path):
+        raise ConfigError(
+            f"PORTCULLIS_MAIL_URL: expected smtp://[user:password@]host[:port], "
+            f"smtp+starttls://..., smtps://... or file:///folder, got {url.scheme or 'no'} scheme"
+        )
+    if url.scheme != "file" and not url.hostname:
+        raise ConfigError("PORTCULLIS_MAIL_URL: the SMTP URL names no host")
+    try:
+        url.port  # noqa: B018  # raises on a port that is no number
+    except ValueError:
+        raise ConfigError("PORTCULLIS_MAIL_URL: the port is not a number") from None
+    if config["EMAIL_VERIFICATION"] not in EMAIL_VERIFICATION_MODES:
+        raise ConfigError(
+            "PORTCULLIS_EMAIL_VERIFICATION: expected optional, required or off, "
+            f"got {config['EMAIL_VERIFICATION']!r}"
+        )
+    for name in ("MAIL_TIMEOUT", "EMAIL_VERIFICATION_TTL"):
+        if config[name] <= 0:
+            raise ConfigError(
+                f"PORTCULLIS_{name}: expected a positive number, got {config[name]!r}"
+            )
+    if any(ch in str(config["MAIL_FROM"]) for ch in "\r\n"):
+        raise ConfigError(
+            "PORTCULLIS_MAIL_FROM: one line, like 'Portcullis <no-reply@example.com>'"
+        )
 
 
 def load_or_create_secret_key(instance: Path) -> str:

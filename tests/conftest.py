@@ -18,6 +18,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
+from tests.mail_helpers import smtp  # noqa: F401  # the real SMTP server fixture, for every module
 
 PG_ADMIN_URL = os.environ.get(
     "PORTCULLIS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -108,6 +109,9 @@ def make_app(database_url, tmp_path):
 
     yield factory
     for app in built:
+        sender = app.extensions.get("portcullis.mail")
+        if sender is not None:  # its background thread must not outlive the test's database
+            sender.join(timeout=10)
         db = app.extensions["portcullis.database"]
         if hasattr(db, "close_all"):
             db.close_all()

@@ -89,7 +89,15 @@ def test_disabled_users_cannot_authenticate(app_context):
 def test_healthz_ok(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok"}
+    body = response.get_json()
+    assert body["status"] == "ok" and body["database"] == "ok"
+    assert body["mail"] == {
+        "status": "ok",
+        "transport": "file",
+        "pending": 0,
+        "failing": 0,
+        "failed": 0,
+    }
 
 
 def test_healthz_reports_a_dead_database(app, client, tmp_path):

@@ -4,6 +4,7 @@ is audited here, in its transaction, whoever asks (sign-up page, settings, CLI, 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import peewee
 from flask import current_app
@@ -22,6 +23,14 @@ EMAIL_PATTERN = re.compile(
 
 class AccountError(Exception):
     """A refused account operation; the message is safe to show to the user."""
+
+
+class EmailNotVerified(Exception):
+    """The password was right, but EMAIL_VERIFICATION=required and the address is unconfirmed."""
+
+    def __init__(self, email: str):
+        super().__init__(email)
+        self.email = email
 
 
 def normalise_email(email: str) -> str:
@@ -61,8 +70,12 @@ def create_user(
     app_metadata: dict | None = None,
     user_metadata: dict | None = None,
     via: str = "cli",
+    on_created: Callable[[User], None] | None = None,
 ) -> User:
-    """Create an account (``via``: ``signup``, ``cli`` or ``admin``, for the audit log)."""
+    """Create an account (``via``: ``signup``, ``cli`` or ``admin``, for the audit log).
+
+    ``on_created`` runs inside the creating transaction (the sign-up queues its mail there).
+    """
     email = normalise_email(email)
     problem = email_problem(email)
     if problem:
@@ -95,13 +108,19 @@ def create_user(
             if find_by_email(email):
                 raise AccountError(f"A user with email {email} already exists.")
             user.save(force_insert=True)
-            if via == "signup":
-                audit.record("signup", user_id=user.id)
-            else:
-                audit.record("user.created", user_id=user.id, via=via, is_admin=is_admin)
+            _created(user, via, on_created)
     except peewee.IntegrityError:
         raise AccountError(f"A user with email {email} already exists.") from None
     return user
+
+
+def _created(user: User, via: str, on_created: Callable[[User], None] | None) -> None:
+    if via == "signup":
+        audit.record("signup", user_id=user.id)
+    else:
+        audit.record("user.created", user_id=user.id, via=via, is_admin=user.is_admin)
+    if on_created is not None:
+        on_created(user)
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -117,6 +136,9 @@ def authenticate(email: str, password: str) -> User | None:
     if user.disabled:
         _failed(email, user)
         return None
+    if not user.email_verified and current_app.config["EMAIL_VERIFICATION"] == "required":
+        _failed(email, user, reason="email_unverified")
+        raise EmailNotVerified(user.email)
     changes = {User.last_sign_in_at: utcnow()}
     if passwords.needs_rehash(user.password_hash):
         changes[User.password_hash] = passwords.hash_password(password)
@@ -126,13 +148,15 @@ def authenticate(email: str, password: str) -> User | None:
     return User.get_by_id(user.id)
 
 
-def _failed(email: str, user: User | None) -> None:
+def _failed(email: str, user: User | None, reason: str | None = None) -> None:
     attempted = normalise_email(email)[:320]
     # What was typed is kept only when it is an email address: a password typed into the
     # email field must not end up in the audit log.
     details = {"email": attempted if email_problem(attempted) is None else "(not an email address)"}
     if user is not None and user.disabled:
         details["reason"] = "disabled"
+    elif reason:
+        details["reason"] = reason
     with write_transaction():
         audit.record("login.failed", user_id=user.id if user else None, **details)
 
@@ -140,7 +164,7 @@ def _failed(email: str, user: User | None) -> None:
 def set_password(
     user: User, password: str, *, sign_out_everywhere: bool = True, via: str = "cli"
 ) -> None:
-    """Replace the password (``via``: ``settings`` or ``cli``); other sessions end."""
+    """Replace the password (``via``: ``settings``, ``reset`` or ``cli``); other sessions end."""
     problem = passwords.password_problem(password)
     if problem:
         raise AccountError(problem)

@@ -8,6 +8,7 @@ from flask import Flask
 from oauth.cli.apis import apis_cli
 from oauth.cli.clients import clients_cli
 from oauth.cli.keys import keys_cli
+from oauth.cli.mail import mail_cli
 from oauth.cli.plugins import plugins_cli
 from oauth.cli.setup import demo_command, init_db_command
 from oauth.cli.users import users_cli
@@ -21,3 +22,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(apis_cli)
     app.cli.add_command(plugins_cli)
+    app.cli.add_command(mail_cli)

@@ -325,3 +325,50 @@ class RateLimitCounter(BaseModel):
     key = peewee.CharField(primary_key=True, max_length=200)
     count = peewee.IntegerField(default=0)
     expires_at = peewee.DoubleField(index=True)  # unix time
+
+
+class MailOutbox(BaseModel):
+    """A mail to send, queued in the transaction of the change that causes it.
+
+    No secret is stored: a mail that carries a link gets its single-use token when it is
+    sent (``accounts/mail.py``). status: pending -> sent | dropped | failed (gave up).
+    """
+
+    id = peewee.AutoField()
+    kind = peewee.CharField(max_length=32)
+    to_address = peewee.CharField(max_length=320)
+    user_id = peewee.CharField(max_length=36, null=True, index=True)
+    context = JSONField(default=dict)
+    status = peewee.CharField(max_length=16, default="pending", index=True)
+    attempts = peewee.IntegerField(default=0)
+    # When it may be tried (again); a sender moves it forward while it holds the message.
+    next_attempt_at = peewee.DateTimeField(default=utcnow, index=True)
+    last_error = peewee.TextField(default="")
+    created_at = peewee.DateTimeField(default=utcnow)
+    sent_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "mail_outbox"
+
+
+class AccountToken(BaseModel):
+    """A single-use link mailed to a user, stored as the SHA-256 of its token.
+
+    ``email`` is the address it was sent to; ``fingerprint`` ties a password-reset link to
+    the password it may replace (a changed password kills it).
+    """
+
+    id = peewee.AutoField()
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="account_tokens")
+    purpose = peewee.CharField(max_length=32)  # verify_email | change_email | password_reset
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    email = peewee.CharField(max_length=320)
+    fingerprint = peewee.CharField(max_length=64, default="")
+    context = JSONField(default=dict)
+    created_at = peewee.DateTimeField(default=utcnow)
+    expires_at = peewee.DateTimeField()
+    used_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "account_token"
+        indexes = ((("user", "purpose"), False),)

@@ -3,16 +3,29 @@ wellknown, health, errors) and the forms they share."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask
 from flask_login import current_user
+from jinja2 import ChoiceLoader, FileSystemLoader
 
-from oauth.web import admin, auth, consent, errors, health, protocol, settings, wellknown
+from oauth.web import account, admin, auth, consent, errors, health, protocol, settings, wellknown
+
+
+def use_template_overrides(app: Flask) -> None:
+    """A template in ``instance/templates/`` (``login.html``, ``mail/password_reset.txt``...)
+    replaces the shipped one of the same name."""
+    app.jinja_loader = ChoiceLoader(
+        [FileSystemLoader(str(Path(app.instance_path) / "templates")), app.jinja_loader]
+    )
 
 
 def register_blueprints(app: Flask) -> None:
+    use_template_overrides(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(consent.bp)
     app.register_blueprint(protocol.bp)
     app.register_blueprint(settings.bp)

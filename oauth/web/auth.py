@@ -17,13 +17,15 @@ from flask import (
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
+from oauth.accounts import email_verification
 from oauth.accounts import users as accounts
 from oauth.accounts.login import sign_in, sign_out
 from oauth.protocol.pending import requesting_client
 from oauth.ratelimit.passwords import Throttled, guarded
 from oauth.ratelimit.requests import limit_per_ip
 from oauth.security import safe_next_path
-from oauth.web.forms import ConfirmForm, LoginForm, SignupForm
+from oauth.web.account import address_allowed, mail_sent_page
+from oauth.web.forms import ConfirmForm, LoginForm, ResendVerificationForm, SignupForm
 
 bp = Blueprint("auth", __name__)
 
@@ -71,6 +73,19 @@ def login():
         email, password = form.email.data, form.password.data
         try:
             user = guarded(email, lambda: accounts.authenticate(email, password))
+        except accounts.EmailNotVerified as unverified:
+            # Said only after the right password: it tells nothing about who has an account.
+            flash(
+                f"Confirm your email address first: open the link we mailed to {unverified.email}.",
+                "error",
+            )
+            return render_template(
+                "login.html",
+                form=form,
+                next_path=next_path,
+                unverified_email=unverified.email,
+                resend_form=ResendVerificationForm(email=unverified.email),
+            )
         except Throttled as throttled:
             flash(
                 f"Too many failed attempts. Try again in {throttled.retry_after} seconds.", "error"
@@ -102,8 +117,8 @@ def signup():
         form.next.data = next_path
     if form.validate_on_submit():
         try:
-            user = accounts.create_user(
-                form.email.data, form.password.data, name=form.name.data or "", via="signup"
+            result = email_verification.sign_up(
+                form.email.data, form.password.data, name=form.name.data or "", next_path=next_path
             )
         except accounts.AccountError as error:
             if accounts.find_by_email(form.email.data or ""):
@@ -111,11 +126,25 @@ def signup():
             else:
                 flash(str(error), "error")  # a plugin's refusal: about the whole sign-up
         else:
-            sign_in(user)
-            flash("Welcome! Your account is ready.", "success")
-            return redirect(next_path)
+            if result.user is not None:
+                sign_in(result.user)
+                flash("Welcome! Your account is ready.", "success")
+                return redirect(next_path)
+            return _check_your_mail(form.email.data, result.existing)
     return render_template("signup.html", form=form, next_path=next_path), (
         400 if form.errors else 200
+    )
+
+
+def _check_your_mail(email: str, existing):
+    """EMAIL_VERIFICATION=required: one answer whether or not the address had an account."""
+    email = accounts.normalise_email(email)
+    if existing is not None and address_allowed(email):
+        email_verification.notify_signup_attempt(existing)
+    return mail_sent_page(
+        "Check your mail",
+        f"We sent a link to {email}. Open it to confirm your address and finish signing up; "
+        "until then you cannot sign in.",
     )
 
 

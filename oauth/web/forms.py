@@ -103,3 +103,36 @@ class ConsentForm(FlaskForm):
     """The consent decision: a button named ``decision`` valued ``approve`` or ``deny``."""
 
     decision = HiddenField()
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(), Length(max=320)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(
+        "New password",
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH, message=PASSWORD_LENGTH_MESSAGE
+            ),
+        ],
+    )
+    password_confirm = PasswordField(
+        "Confirm new password",
+        validators=[Optional(), EqualTo("password", message="Passwords do not match.")],
+    )
+
+
+class ResendVerificationForm(FlaskForm):
+    """Signed-in users send nothing but the CSRF token; others give the address."""
+
+    email = StringField("Email", validators=[Optional(), Length(max=320)])
+
+
+class EmailChangeForm(FlaskForm):
+    new_email = StringField("New email address", validators=[DataRequired(), Length(max=320)])
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
+    )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
+from oauth.accounts import mail
 from oauth.storage.db import database
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
+LOOPBACK = ("127.0.0.1", "::1")
 
 
 @bp.route("/livez")
@@ -30,4 +32,9 @@ def healthz():
     except Exception as error:  # any driver failure means "not healthy"
         log.warning("health check: database unavailable: %s", type(error).__name__)
         return jsonify(status="unavailable", database="error"), 503
-    return jsonify(status="ok", database="ok")
+    # Mail that fails is reported, not fatal: the server keeps serving (and retrying). The
+    # server's own error text (mail host names...) is for callers on this machine only.
+    summary = mail.health()
+    if request.remote_addr not in LOOPBACK:
+        summary.pop("last_error", None)
+    return jsonify(status="ok", database="ok", mail=summary)

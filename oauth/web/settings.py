@@ -5,13 +5,21 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from oauth.accounts import consents, deletion, passwords
+from oauth.accounts import consents, deletion, email_verification, passwords
 from oauth.accounts import users as accounts
 from oauth.accounts.login import current_session_id, sign_in
 from oauth.ratelimit.passwords import Throttled, guarded
 from oauth.registry.clients import get_client
 from oauth.storage.models import User
-from oauth.web.forms import ConfirmForm, DeleteAccountForm, PasswordChangeForm, ProfileForm
+from oauth.web.account import address_allowed
+from oauth.web.forms import (
+    ConfirmForm,
+    DeleteAccountForm,
+    EmailChangeForm,
+    PasswordChangeForm,
+    ProfileForm,
+    ResendVerificationForm,
+)
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -36,7 +44,59 @@ def profile():
             flash("Profile saved.", "success")
             return redirect(url_for("settings.profile"))
     status = 400 if request.method == "POST" else 200
-    return render_template("profile.html", form=form, password_form=PasswordChangeForm()), status
+    return _profile_page(form, EmailChangeForm(formdata=None), status)
+
+
+def _profile_page(form: ProfileForm, email_form: EmailChangeForm, status: int):
+    return render_template(
+        "profile.html",
+        form=form,
+        email_form=email_form,
+        resend_form=ResendVerificationForm(formdata=None),
+        password_form=PasswordChangeForm(formdata=None),
+    ), status
+
+
+@bp.route("/email", methods=["POST"])
+@login_required
+def change_email():
+    """A new address: proven by the current password, confirmed from the new mailbox."""
+    user = _user()
+    email_form = EmailChangeForm()
+    if email_form.validate_on_submit():
+        problem = email_verification.change_problem(user, email_form.new_email.data)
+        if problem:  # shown with the password's error, if any: every field error at once
+            email_form.new_email.errors.append(problem)
+        try:
+            proven = _current_password_proven(user, email_form.current_password.data)
+        except Throttled as throttled:
+            email_form.current_password.errors.append(
+                f"Too many failed attempts. Try again in {throttled.retry_after} seconds."
+            )
+            page, _ = _profile_page(ProfileForm(obj=user, formdata=None), email_form, 429)
+            return page, 429, {"Retry-After": str(throttled.retry_after)}
+        if not proven:
+            email_form.current_password.errors.append("Current password is incorrect.")
+        elif not problem and _request_change(user, email_form):
+            return redirect(url_for("settings.profile"))
+    return _profile_page(ProfileForm(obj=user, formdata=None), email_form, 400)
+
+
+def _request_change(user: User, email_form: EmailChangeForm) -> bool:
+    """Mail the link (or, with verification off, change at once); False with a field error."""
+    if not address_allowed(email_form.new_email.data):
+        email_form.new_email.errors.append("Too many mails to this address; try again later.")
+        return False
+    try:
+        new_email = email_verification.request_change(user, email_form.new_email.data)
+    except accounts.AccountError as error:
+        email_form.new_email.errors.append(str(error))
+        return False
+    if email_verification.mode() == "off":
+        flash(f"Your email address is now {new_email}.", "success")
+    else:
+        flash(f"We sent a link to {new_email}. Your address changes when you open it.", "success")
+    return True
 
 
 def _security_page(

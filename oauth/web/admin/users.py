@@ -1,4 +1,4 @@
-"""Admin pages for users: list, edit, admin rights, disable, enable and delete."""
+"""Admin pages for users: list, edit, admin rights, disable, enable, verify the email, delete."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from oauth.accounts import admin as user_admin
-from oauth.accounts import consents, deletion
+from oauth.accounts import consents, deletion, email_verification
 from oauth.accounts.users import AccountError
 from oauth.pagination import page_number
 from oauth.storage.models import User
@@ -103,6 +103,14 @@ def user_enable(user_id: str):
     def action(user: User) -> str:
         user_admin.enable_user(user, actor_id=actor())
         return f"{user.email} can sign in again."
+
+    return _user_action(user_id, action)
+
+
+def user_verify_email(user_id: str):
+    def action(user: User) -> str:
+        email_verification.mark_verified(user, actor_id=actor())
+        return f"{user.email} is marked verified."
 
     return _user_action(user_id, action)
 
