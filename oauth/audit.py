@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +77,7 @@ _SQL: dict[str, str] = {}
 
 # --- forgetting a deleted user ----------------------------------------------------------
 
-PERSONAL_DETAILS = ("email", "name", "phone", "picture")
+PERSONAL_DETAILS = ("email", "old_email", "new_email", "to", "name", "phone", "picture")
 FORGOTTEN = "(deleted)"
 
 
@@ -86,7 +87,8 @@ def forget_user(user_id: str, email: str) -> str:
     The user's events keep their type, time and client but get a random pseudonym instead of
     the user id (so they still read as one person's, linked to no account or ``sub``), lose
     their IP address and the personal fields of ``details``; in every other event, values that
-    are the user's id or email (an admin's ``actor``, a failed sign-in's ``email``) are replaced.
+    are or contain the user's id or email (an admin's ``actor``, a failed sign-in's ``email``,
+    a mail error) are replaced.
     """
     pseudonym = "deleted-" + secrets.token_hex(14)
     AuditEvent.update(user_id=pseudonym, ip=None).where(AuditEvent.user_id == user_id).execute()
@@ -119,11 +121,11 @@ def _forget_value(key: str, value, own: bool, user_id: str, email: str, pseudony
         return FORGOTTEN
     if isinstance(value, list):
         return [_forget_value("", item, own, user_id, email, pseudonym) for item in value]
-    if value == user_id:
-        return pseudonym
-    if isinstance(value, str) and value.lower() == email:
-        return FORGOTTEN
-    return value
+    if not isinstance(value, str):
+        return value
+    # the id or the address inside a longer text too (an SMTP error quoting the address)
+    value = value.replace(user_id, pseudonym)
+    return re.sub(re.escape(email), FORGOTTEN, value, flags=re.IGNORECASE) if email else value
 
 
 # --- reading ---------------------------------------------------------------------------

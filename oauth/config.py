@@ -86,6 +86,7 @@ def defaults(app: Flask) -> dict:
         # Browser sessions (seconds): signed out after this long idle, and after this long at all.
         "BROWSER_SESSION_IDLE_TTL": 14 * 24 * 3600,
         "BROWSER_SESSION_TTL": 30 * 24 * 3600,
+        "SECOND_STEP_TTL": 300,  # seconds from the password to the second factor (/login/mfa)
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
@@ -229,6 +230,7 @@ def validate(app: Flask) -> None:
         "REFRESH_TOKEN_REUSE_INTERVAL",
         "BROWSER_SESSION_IDLE_TTL",
         "BROWSER_SESSION_TTL",
+        "SECOND_STEP_TTL",
     ):
         value = config[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

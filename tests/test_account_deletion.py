@@ -9,15 +9,20 @@ import json
 import pytest
 
 from oauth.storage.models import (
+    AccountToken,
     AuditEvent,
     AuthorizationRequest,
     BrowserSession,
     Consent,
+    MailOutbox,
     OAuthSession,
+    RecoveryCode,
     RefreshToken,
+    TotpFactor,
     User,
 )
 from tests.conftest import AuthActions, csrf_token_from
+from tests.mfa_helpers import code_at, enrol
 from tests.test_plugins import write_plugin
 
 EMAIL = "alice@example.com"
@@ -288,3 +293,35 @@ def test_a_deleted_admin_is_forgotten_in_the_events_they_caused(app, admin):
     assert updated.user_id == user_id  # Alice's event stays hers
     assert updated.details["actor"] == deleted.user_id != admin_id
     assert admin_id not in json.dumps([r.details for r in audit_rows(app)])
+
+
+def test_with_a_second_factor_the_code_is_required_too(auth, client, app):
+    auth.create_user()
+    auth.login()
+    secret, recovery = enrol(client)
+    user_id = user_id_of(app)
+    page = client.get("/settings/security").get_data(as_text=True)
+    assert 'autocomplete="one-time-code"' in page.split('id="delete-account-title"')[1]
+    missing = delete_form(client, password="wrong")
+    errors = missing.get_data(as_text=True)
+    assert missing.status_code == 400
+    assert "Enter a code from your authenticator app" in errors  # with the password's error
+    assert "Current password is incorrect." in errors
+    wrong = delete_form(client, code="000000" if code_at(secret) != "000000" else "111111")
+    assert "That code is not right" in wrong.get_data(as_text=True)
+    assert counts(app, user_id)["user"] == 1
+    assert delete_form(client, code=recovery[0]).status_code == 302
+    with app.app_context():
+        assert TotpFactor.select().count() == 0 and RecoveryCode.select().count() == 0
+    assert counts(app, user_id)["user"] == 0
+
+
+def test_the_accounts_mail_leaves_the_outbox(auth, client, app):
+    token = csrf_token_from(client.get("/signup").get_data(as_text=True))
+    client.post("/signup", data={"csrf_token": token, "email": EMAIL, "password": PASSWORD})
+    with app.app_context():
+        assert MailOutbox.select().where(MailOutbox.to_address == EMAIL).count() >= 1
+    assert delete_form(client).status_code == 302
+    with app.app_context():
+        assert MailOutbox.select().count() == 0
+        assert AccountToken.select().count() == 0

@@ -3,8 +3,9 @@
 Plugins hear of it first (``before_user_deleted``, outside any transaction: they may veto or
 clean up their own data, even over the network). Then one write transaction deletes the user
 row; the database cascades take its browser sessions, consents, OAuth sessions (and so their
-refresh tokens), authorization requests and second factors with it, and the audit log forgets
-the person (``audit.forget_user``) while keeping a ``user.deleted`` event.
+refresh tokens), authorization requests, mailed links and second factors with it; its mails
+leave the outbox; and the audit log forgets the person (``audit.forget_user``) while keeping
+a ``user.deleted`` event.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from flask import current_app
 
 from oauth import audit
+from oauth.accounts import mail
 from oauth.accounts.users import AccountError
 from oauth.plugins.hookspecs import DeletionDenied
 from oauth.plugins.host import PluginError
@@ -53,6 +55,7 @@ def delete_account(user: User, *, via: str, actor_id: str | None = None) -> str:
             raise AccountError("This account no longer exists.")
         # every row that refers to the user, and theirs in turn (the schema cascades too)
         current.delete_instance(recursive=True)
+        mail.forget_recipient(user.id, current.email)  # the outbox has no foreign key
         pseudonym = audit.forget_user(user.id, current.email)
         audit.record(
             "user.deleted",

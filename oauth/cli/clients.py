@@ -36,8 +36,11 @@ def _echo_secret(secret: str) -> None:
 )
 @click.option("--client-uri", default="", help="Home page of the application (https).")
 @click.option("--logo-uri", default="", help="Logo shown on the consent page (https).")
+@click.option("--require-mfa", is_flag=True, help="Every sign-in needs a second factor.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def clients_create(name, redirect_uris, public, grant_types, client_uri, logo_uri, as_json):
+def clients_create(
+    name, redirect_uris, public, grant_types, client_uri, logo_uri, require_mfa, as_json
+):
     """Register a client and print its credentials (the secret is shown once)."""
     try:
         client, secret = clients.create_client(
@@ -47,6 +50,7 @@ def clients_create(name, redirect_uris, public, grant_types, client_uri, logo_ur
             grant_types=list(grant_types) or None,
             client_uri=client_uri,
             logo_uri=logo_uri,
+            require_mfa=require_mfa,
         )
     except clients.ClientError as error:
         raise click.ClickException(error.message) from None
@@ -59,6 +63,8 @@ def clients_create(name, redirect_uris, public, grant_types, client_uri, logo_ur
     click.echo(f"auth method:    {client.token_endpoint_auth_method}")
     click.echo(f"redirect URIs:  {' '.join(client.redirect_uris) or '(none)'}")
     click.echo(f"grant types:    {' '.join(client.grant_types)}")
+    if client.require_mfa:
+        click.echo("second factor:  required")
     if secret is not None:
         _echo_secret(secret)
 
@@ -127,3 +133,27 @@ def clients_purge(unused_days, dry_run):
         return
     stale = registration.purge_unused(unused_days)
     click.echo(f"Purged {len(stale)} unused dynamically registered client(s).")
+
+
+@clients_cli.command("update")
+@click.argument("client_id")
+@click.option("--name", default=None, help="A new display name.")
+@click.option(
+    "--require-mfa/--no-require-mfa",
+    default=None,
+    help="Whether every sign-in for this client needs a second factor.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def clients_update(client_id, name, require_mfa, as_json):
+    """Change a client (only the options given)."""
+    client = client_or_fail(client_id)
+    fields = {"name": name, "require_mfa": require_mfa}
+    try:
+        clients.update_client(client, **{k: v for k, v in fields.items() if v is not None})
+    except clients.ClientError as error:
+        raise click.ClickException(error.message) from None
+    if as_json:
+        _echo_json(clients.client_info(client))
+        return
+    mfa = "required" if client.require_mfa else "not required"
+    click.echo(f"Updated client {client.name} ({client.client_id}); second factor {mfa}.")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from oauth.accounts import deletion
+from oauth.accounts import deletion, mfa
 from oauth.accounts import users as accounts
 from oauth.cli.support import OneLineErrorGroup
 from oauth.storage.models import User
@@ -48,13 +48,17 @@ def users_create(email, password, name, phone, admin, verified):
 def users_list(as_json):
     """List users."""
     users = list(User.select().order_by(User.created_at))
+    factors = mfa.factors_by_user([u.id for u in users])
     if as_json:
-        click.echo(json.dumps([_user_dict(u) for u in users], indent=2))
+        click.echo(
+            json.dumps([_user_dict(u) | {"factors": factors[u.id]} for u in users], indent=2)
+        )
         return
     for user in users:
         flags = " ".join(
             f for f, on in (("admin", user.is_admin), ("disabled", user.disabled)) if on
         )
+        flags = " ".join([flags, *factors[user.id]]).strip()
         click.echo(f"{user.id}  {user.email}  {user.name}  {flags}".rstrip())
 
 
@@ -93,3 +97,15 @@ def users_set_password(email, password):
     except accounts.AccountError as error:
         fail(str(error))
     click.echo(f"Password set for {user.email}.")
+
+
+@users_cli.command("reset-mfa")
+@click.argument("email")
+def users_reset_mfa(email):
+    """Remove every second factor of a user (a lost phone): password-only sign-in again."""
+    user = _user_or_fail(email)
+    removed = mfa.reset(user, actor_id=None, via="cli")
+    if not removed:
+        click.echo(f"{user.email} had no second factor; nothing to reset.")
+        return
+    click.echo(f"Second factors of {user.email} removed: {', '.join(removed)}.")

@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 from oauth import audit
 from oauth.accounts import consents
 from oauth.protocol import pending, resources
+from oauth.protocol.assurance import needs_second_factor
 from oauth.redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
@@ -128,6 +129,7 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
         prompt=" ".join(sorted(prompts)) or None,
         max_age=max_age,
         login_hint=args.get("login_hint") or None,
+        acr_values=args.get("acr_values") or None,
         created_at=arrived,
         expires_at=arrived + dt.timedelta(seconds=int(current_app.config["AUTHORIZATION_TTL"])),
     )
@@ -226,7 +228,7 @@ def _prompt_and_max_age(args: MultiDict, fail) -> tuple[set[str], int | None]:
 class Outcome:
     """What to do next with the user's browser."""
 
-    kind: str  # "redirect" (to the client), "login", "consent"
+    kind: str  # "redirect" (to the client), "login", "mfa" (a second factor), "consent"
     location: str | None = None
 
 
@@ -298,6 +300,10 @@ def decide(row: AuthorizationRequest, user: User | None) -> Outcome:
         raise AuthorizationPageError(
             "Wrong account", "This authorization request belongs to another user."
         )
+    if needs_second_factor(row):
+        if "none" in prompts:
+            return _silent_error(row, user, "interaction_required", "A second factor is needed.")
+        return Outcome("mfa")
     if _remembered(row, user, prompts):
         return Outcome("redirect", approve(row, user, remember=False))
     if "none" in prompts:

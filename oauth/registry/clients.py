@@ -27,6 +27,7 @@ SECRET_BYTES = 32  # 256 bits
 UPDATABLE_FIELDS = frozenset(
     {
         "name",
+        "require_mfa",
         "redirect_uris",
         "grant_types",
         "client_uri",
@@ -192,6 +193,7 @@ def create_client(
     logo_uri: str = "",
     registration_type: str = "manual",
     metadata: dict | None = None,
+    require_mfa: bool = False,
     actor_id: str | None = None,
 ) -> tuple[Client, str | None]:
     """Register a client. Returns it with its plaintext secret (None for a public client).
@@ -223,6 +225,7 @@ def create_client(
         token_endpoint_auth_method=method,
         registration_type=registration_type,
         metadata=metadata,
+        require_mfa=bool(require_mfa),  # every sign-in for this client needs a second factor
         created_at=now,
         updated_at=now,
     )
@@ -321,6 +324,8 @@ def _cleaned_changes(client: Client, fields: dict[str, Any]) -> dict[str, Any]:
             changes[field] = _clean_web_uri(fields[field], field)
     if "metadata" in fields:
         changes["metadata"] = _clean_metadata(fields["metadata"])
+    if "require_mfa" in fields:
+        changes["require_mfa"] = bool(fields["require_mfa"])
     return changes
 
 
@@ -365,7 +370,7 @@ def client_info(client: Client, client_secret: str | None = None) -> dict[str, A
         "registration_type": client.registration_type,
         "client_id_issued_at": int(client.created_at.replace(tzinfo=dt.UTC).timestamp()),
     }
-    for field in ("client_uri", "logo_uri"):
+    for field in ("client_uri", "logo_uri", "require_mfa"):
         if getattr(client, field):
             info[field] = getattr(client, field)
     if client_secret is not None:

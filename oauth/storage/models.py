@@ -95,6 +95,33 @@ class BrowserSession(BaseModel):
         table_name = "browser_session"
 
 
+class TotpFactor(BaseModel):
+    """A user's TOTP authenticator (RFC 6238); unconfirmed until a first code is entered."""
+
+    id = peewee.AutoField()
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", unique=True, backref="totp_factors")
+    secret_sealed = peewee.TextField()  # the base32 secret, sealed under the KEK ring
+    confirmed_at = peewee.DateTimeField(null=True)
+    last_used_step = peewee.BigIntegerField(null=True)  # codes of this step or older: refused
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "totp_factor"
+
+
+class RecoveryCode(BaseModel):
+    """A single-use recovery code, stored as a SHA-256 (of the user id and the code)."""
+
+    id = peewee.AutoField()
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="recovery_codes")
+    code_hash = peewee.CharField(max_length=64, unique=True)
+    used_at = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "recovery_code"
+
+
 class Client(BaseModel):
     """An OAuth client (relying party). Implements what Authlib's ClientMixin asks for."""
 
@@ -109,6 +136,7 @@ class Client(BaseModel):
     registration_type = peewee.CharField(max_length=16, default="manual")  # manual | dynamic
     registration_access_token_hash = peewee.CharField(max_length=64, null=True)
     metadata = JSONField(default=dict)
+    require_mfa = peewee.BooleanField(default=False)  # every sign-in for it needs aal2
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
     last_used_at = peewee.DateTimeField(null=True)
@@ -185,6 +213,7 @@ class AuthorizationRequest(BaseModel):
     prompt = peewee.CharField(max_length=64, null=True)
     max_age = peewee.IntegerField(null=True)
     login_hint = peewee.CharField(max_length=320, null=True)
+    acr_values = peewee.TextField(null=True)  # as asked; "aal2" requires a second factor
     status = peewee.CharField(max_length=16, default="pending")  # pending approved denied consumed
     code_hash = peewee.CharField(max_length=64, null=True, unique=True)
     auth_time = peewee.IntegerField(null=True)
@@ -328,11 +357,9 @@ class RateLimitCounter(BaseModel):
 
 
 class MailOutbox(BaseModel):
-    """A mail to send, queued in the transaction of the change that causes it.
-
-    No secret is stored: a mail that carries a link gets its single-use token when it is
-    sent (``accounts/mail.py``). status: pending -> sent | dropped | failed (gave up).
-    """
+    """A mail to send, queued in the transaction of the change that causes it. No secret is
+    stored: a mail that carries a link gets its single-use token when it is sent
+    (``accounts/mail.py``). status: pending -> sent | dropped | failed (gave up)."""
 
     id = peewee.AutoField()
     kind = peewee.CharField(max_length=32)
@@ -352,11 +379,9 @@ class MailOutbox(BaseModel):
 
 
 class AccountToken(BaseModel):
-    """A single-use link mailed to a user, stored as the SHA-256 of its token.
-
-    ``email`` is the address it was sent to; ``fingerprint`` ties a password-reset link to
-    the password it may replace (a changed password kills it).
-    """
+    """A single-use link mailed to a user, stored as the SHA-256 of its token. ``email`` is
+    the address it was sent to; ``fingerprint`` ties a password-reset link to the password it
+    may replace (a changed password kills it)."""
 
     id = peewee.AutoField()
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="account_tokens")

@@ -9,6 +9,19 @@ from flask import current_app
 
 from oauth.storage.models import Client, OAuthSession, User
 
+PASSWORD_METHOD = "pwd"
+TOTP_METHOD = "totp"
+RECOVERY_METHOD = "recovery"
+WEBAUTHN_METHOD = "webauthn"
+# amr methods that are a second factor (or a phishing-resistant one): they make a sign-in aal2.
+SECOND_FACTOR_METHODS = frozenset({TOTP_METHOD, RECOVERY_METHOD, WEBAUTHN_METHOD})
+AAL1, AAL2 = "aal1", "aal2"
+
+
+def assurance_level(amr) -> str:
+    """``aal2`` when the sign-in's methods (``amr``) include a second factor, else ``aal1``."""
+    return AAL2 if SECOND_FACTOR_METHODS.intersection(amr or ()) else AAL1
+
 
 def _is_https_url(value) -> bool:
     return isinstance(value, str) and value.lower().startswith("https://") and len(value) <= 2048
@@ -36,7 +49,7 @@ def user_access_token_claims(
         "email_verified": bool(user.email_verified),
         "phone": user.phone,
         "role": "authenticated",
-        "aal": "aal1",
+        "aal": assurance_level(session.amr),
         "amr": [
             {"method": method, "timestamp": session.auth_time}
             for method in (session.amr or ["pwd"])
@@ -95,6 +108,7 @@ def id_token_claims(
     nonce: str | None,
     at_hash: str | None,
     now: int,
+    amr: list[str] | None = None,
 ) -> dict:
     claims = {
         "iss": current_app.config["ISSUER"],
@@ -103,6 +117,7 @@ def id_token_claims(
         "exp": now + int(current_app.config["ACCESS_TOKEN_TTL"]),
         "iat": now,
         "auth_time": auth_time,
+        "acr": assurance_level(amr),
     }
     if nonce:
         claims["nonce"] = nonce

@@ -66,6 +66,7 @@ def id_token_claims(
         nonce=nonce,
         at_hash=at_hash(access_token) if access_token else None,
         now=now,
+        amr=context.session.amr if context.session else None,
     )
     return plugin_host().customize_id_token(claims, context)
 

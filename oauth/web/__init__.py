@@ -9,7 +9,18 @@ from flask import Flask
 from flask_login import current_user
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from oauth.web import account, admin, auth, consent, errors, health, protocol, settings, wellknown
+from oauth.web import (
+    account,
+    admin,
+    auth,
+    consent,
+    errors,
+    health,
+    mfa,
+    protocol,
+    settings,
+    wellknown,
+)
 
 
 def use_template_overrides(app: Flask) -> None:
@@ -26,6 +37,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(mfa.bp)
     app.register_blueprint(consent.bp)
     app.register_blueprint(protocol.bp)
     app.register_blueprint(settings.bp)

@@ -64,6 +64,10 @@ class ClientForm(FlaskForm):
     logo_uri = StringField(
         "Logo URL (logo_uri)", validators=[Optional(), Length(max=MAX_URI_LENGTH)]
     )
+    require_mfa = BooleanField(
+        "Require a second factor (every sign-in for this client: authenticator app or passkey)",
+        default=False,
+    )
 
 
 class ClientCreateForm(ClientForm):

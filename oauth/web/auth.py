@@ -17,9 +17,9 @@ from flask import (
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
-from oauth.accounts import email_verification
+from oauth.accounts import email_verification, mfa
 from oauth.accounts import users as accounts
-from oauth.accounts.login import sign_in, sign_out
+from oauth.accounts.login import begin_second_step, sign_in, sign_out
 from oauth.protocol.pending import requesting_client
 from oauth.ratelimit.passwords import Throttled, guarded
 from oauth.ratelimit.requests import limit_per_ip
@@ -97,6 +97,9 @@ def login():
                 form=form,
                 next_path=next_path,
             )
+        if user is not None and mfa.has_second_factor(user):
+            begin_second_step(user, ["pwd"])  # nobody is signed in until /login/mfa
+            return redirect(url_for("mfa.login_mfa", next=next_path))
         if user is not None:
             sign_in(user)
             return redirect(next_path)

@@ -66,6 +66,8 @@ def _continue(row, *, render_consent: bool = False, next_path: str | None = None
         if row.login_hint:
             params["login_hint"] = row.login_hint
         return redirect(url_for("auth.login", **params))
+    if outcome.kind == "mfa":
+        return redirect(url_for("mfa.login_mfa", next=next_path or consent_path))
     if not render_consent:
         return redirect(consent_path)
     form = ConsentForm()
@@ -97,7 +99,11 @@ def consent():
     if not form.validate_on_submit() or form.decision.data not in ("approve", "deny"):
         abort(400)
     user = _user()
-    if user is None or authorization.needs_login(row, user):
+    if (
+        user is None
+        or authorization.needs_login(row, user)
+        or authorization.needs_second_factor(row)
+    ):
         return _continue(row)
     if row.user_id not in (None, user.id):
         return _page_error(

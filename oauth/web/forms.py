@@ -85,10 +85,14 @@ class PasswordChangeForm(FlaskForm):
 
 
 class DeleteAccountForm(FlaskForm):
-    """Deleting one's own account: the current password and an explicit confirmation. A second
-    factor's ``code`` field joins here once accounts have second factors."""
+    """Deleting one's own account: the current password, the second factor's ``code`` when
+    the account has one, and an explicit confirmation."""
 
     password = PasswordField("Your password", validators=[DataRequired()])
+    code = StringField(
+        "Code from your authenticator app, or a recovery code",
+        validators=[Optional(), Length(max=64)],
+    )
     confirm = BooleanField(
         "I understand that my account and everything in it is deleted for good.",
         validators=[DataRequired(message="Tick the box to confirm.")],
@@ -136,3 +140,28 @@ class EmailChangeForm(FlaskForm):
     current_password = PasswordField(
         "Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
     )
+
+
+class SecondFactorForm(FlaskForm):
+    """The second step of a sign-in (/login/mfa): ``code`` is a TOTP or a recovery code."""
+
+    code = StringField("Code", validators=[DataRequired(), Length(max=64)])
+    next = HiddenField()
+
+
+class TotpConfirmForm(FlaskForm):
+    """Enrolment: the first code of the new authenticator proves it was set up."""
+
+    code = StringField(
+        "Code from the app",
+        validators=[DataRequired(), Length(max=16)],
+        description="The 6-digit code your authenticator app shows now.",
+    )
+    next = HiddenField()
+
+
+class TotpDisableForm(FlaskForm):
+    """Removing the authenticator, or new recovery codes: the password or a code proves it."""
+
+    password = PasswordField("Current password", validators=[Optional(), Length(max=1024)])
+    code = StringField("Or a code", validators=[Optional(), Length(max=64)])

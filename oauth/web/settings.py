@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from oauth.accounts import consents, deletion, email_verification, passwords
+from oauth.accounts import consents, deletion, email_verification, mfa, passwords
 from oauth.accounts import users as accounts
 from oauth.accounts.login import current_session_id, sign_in
 from oauth.ratelimit.passwords import Throttled, guarded
@@ -20,6 +20,7 @@ from oauth.web.forms import (
     ProfileForm,
     ResendVerificationForm,
 )
+from oauth.web.mfa import security_context
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -109,6 +110,8 @@ def _security_page(
         password_form=password_form or PasswordChangeForm(formdata=None),
         sign_out_form=ConfirmForm(),
         delete_form=delete_form or DeleteAccountForm(formdata=None),
+        delete_needs_code=mfa.has_second_factor(_user()),
+        **security_context(_user()),
     ), status
 
 
@@ -163,10 +166,23 @@ def sign_out_others():
     return redirect(url_for("settings.security"))
 
 
-def _second_factor_proven(user: User, form: DeleteAccountForm) -> bool:
-    """The account's second factor, when it has one (none exist yet: issue 10's MFA part adds
-    a ``code`` field to the form and checks it here, through ``guarded``)."""
-    return True
+def _deletion_proven(user: User, form: DeleteAccountForm) -> bool:
+    """The password and, when the account has one, the second factor, each through the
+    limits (raises Throttled); a failure is put on its field."""
+    code = (form.code.data or "").strip()
+    needs_code = mfa.has_second_factor(user)
+    if needs_code and not code:  # said with the password's error: every field error at once
+        form.code.errors.append("Enter a code from your authenticator app, or a recovery code.")
+    if not _current_password_proven(user, form.password.data):
+        form.password.errors.append("Current password is incorrect.")
+        return False
+    if not needs_code:
+        return True
+    if code and guarded(user.email, lambda: mfa.verify(user, code) is not None):
+        return True
+    if code:
+        form.code.errors.append("That code is not right, or was already used.")
+    return False
 
 
 @bp.route("/security/delete", methods=["POST"])
@@ -176,16 +192,14 @@ def delete_account():
     form = DeleteAccountForm()
     if form.validate_on_submit():
         try:
-            proven = _current_password_proven(user, form.password.data)
+            proven = _deletion_proven(user, form)
         except Throttled as throttled:
             form.password.errors.append(
                 f"Too many failed attempts. Try again in {throttled.retry_after} seconds."
             )
             page, _ = _security_page(delete_form=form)
             return page, 429, {"Retry-After": str(throttled.retry_after)}
-        if not proven:
-            form.password.errors.append("Current password is incorrect.")
-        elif _second_factor_proven(user, form):
+        if proven:
             try:
                 deletion.delete_account(user, via="settings")
             except accounts.AccountError as error:

@@ -14,7 +14,7 @@ CACHE = "public, max-age=300"
 CLAIMS_SUPPORTED = [
     "sub", "aud", "iss", "exp", "iat", "auth_time", "nonce", "at_hash", "email",
     "email_verified", "phone_number", "phone_number_verified", "name", "picture",
-    "preferred_username", "updated_at",
+    "preferred_username", "updated_at", "acr",
 ]  # fmt: skip
 
 
@@ -43,6 +43,7 @@ def metadata() -> dict:
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_supported": CLAIMS_SUPPORTED,
+        "acr_values_supported": ["aal1", "aal2"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -35,6 +35,7 @@ def client_new():
                 grant_types=form.grant_types.data,
                 client_uri=(form.client_uri.data or "").strip(),
                 logo_uri=(form.logo_uri.data or "").strip(),
+                require_mfa=form.require_mfa.data,
                 actor_id=actor(),
             )
         except clients.ClientError as error:
@@ -69,6 +70,7 @@ def client_edit(client_id: str):
                     client_uri=(form.client_uri.data or "").strip(),
                     logo_uri=(form.logo_uri.data or "").strip(),
                     metadata=metadata,
+                    require_mfa=form.require_mfa.data,
                 )
             except clients.ClientError as error:
                 problem = error.message

@@ -8,7 +8,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from oauth.accounts import admin as user_admin
-from oauth.accounts import consents, deletion, email_verification
+from oauth.accounts import consents, deletion, email_verification, mfa
 from oauth.accounts.users import AccountError
 from oauth.pagination import page_number
 from oauth.storage.models import User
@@ -26,7 +26,8 @@ def _user_or_404(user_id: str) -> User:
 def users_list():
     q = (request.args.get("q") or "").strip()
     page = user_admin.search_users(q, page_number(request.args.get("page")))
-    return render_template("admin/users.html", page=page, q=q)
+    factors = mfa.factors_by_user([user.id for user in page.items])
+    return render_template("admin/users.html", page=page, q=q, factors=factors)
 
 
 def _json_text(value: Any) -> str:
@@ -66,6 +67,8 @@ def user_edit(user_id: str):
         form=form,
         summary=user_admin.user_summary(user),
         grants=consents.list_user_grants(user),
+        factors=mfa.factors(user),
+        recovery_codes_left=mfa.recovery_codes_left(user),
     ), status
 
 
@@ -140,4 +143,28 @@ def user_delete(user_id: str):
         action=url_for("admin.user_delete", user_id=user.id),
         back=url_for("admin.user_edit", user_id=user.id),
         button="Delete account",
+    )
+
+
+def user_reset_mfa(user_id: str):
+    """GET: what a reset does, with the confirm button; POST (CSRF): remove every factor."""
+    user = _user_or_404(user_id)
+    if request.method == "POST":
+        confirmed()
+        removed = mfa.reset(user, actor_id=actor(), via="admin")
+        what = ", ".join(removed) or "no factor"
+        flash(f"Second factors of {user.email} removed ({what}).", "success")
+        return redirect(url_for("admin.user_edit", user_id=user.id))
+    return render_template(
+        "admin/confirm_delete.html",
+        title=f"Reset the second factors of {user.email}?",
+        what=user.email,
+        consequences=[
+            "Their authenticator app and recovery codes stop working at once.",
+            "They sign in with their password only, until they set up a factor again.",
+            "Do this only once you are sure who asks (a lost phone).",
+        ],
+        action=url_for("admin.user_reset_mfa", user_id=user.id),
+        back=url_for("admin.user_edit", user_id=user.id),
+        button="Reset second factors",
     )
