@@ -8,9 +8,11 @@ pages, the second step of sign-in) are checked as soon as their route exists.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+import pyotp
 import pytest
 
 from oauth.accounts import users as accounts
@@ -188,3 +190,27 @@ def test_sign_up_sign_in_and_account_deletion_work_with_the_keyboard_alone(app, 
     assert page.get_by_text("Your account was deleted.").is_visible()
     with app.app_context():
         assert not User.select().where(User.email == "kim@example.com").exists()
+
+
+def test_the_two_factor_pages_pass_axe(app, live_server, page):
+    base = live_server.url
+    with app.app_context():
+        accounts.create_user("kim@example.com", PASSWORD)
+    sign_in(page, base, "kim@example.com")
+    found = check(page, f"{base}/settings/security")
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    page.wait_for_url(f"{base}/settings/security/totp")
+    found += check(page)  # the QR code and the key
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).at(time.time() - 30))
+    page.get_by_role("button", name="Turn on").click()
+    page.get_by_role("heading", name="Save your recovery codes").wait_for()
+    found += check(page)
+    found += check(page, f"{base}/settings/security")  # factor on: the deletion asks a code
+    assert page.get_by_label("Code from your authenticator app, or a recovery code").is_visible()
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    page.wait_for_load_state()
+    sign_in(page, base, "kim@example.com")
+    page.wait_for_url(f"{base}/login/mfa**")
+    found += check(page)
+    assert not found, "\n".join(found)
