@@ -5,7 +5,13 @@ Plugins import what they need from here::
     from oauth import hookimpl, TokenDenied
 """
 
-from oauth.plugins.hookspecs import SignupDenied, TokenContext, TokenDenied, hookimpl
+from oauth.plugins.hookspecs import (
+    DeletionDenied,
+    SignupDenied,
+    TokenContext,
+    TokenDenied,
+    hookimpl,
+)
 
 __version__ = "0.1.0"
-__all__ = ["SignupDenied", "TokenContext", "TokenDenied", "hookimpl"]
+__all__ = ["DeletionDenied", "SignupDenied", "TokenContext", "TokenDenied", "hookimpl"]

@@ -6,19 +6,35 @@ Never pass a token, code, secret or password in ``details``.
 
 from __future__ import annotations
 
+import functools
+import json
+import operator
+import re
+import secrets
 from dataclasses import dataclass
+from typing import Any
 
+import peewee
 from flask import current_app, has_request_context, request
 
 from oauth.pagination import Page, paginate
 from oauth.storage.db import database
 from oauth.storage.models import AuditEvent, Client, User, utcnow
 
+FROM_REQUEST: Any = object()
+
 
 def record(
-    event_type: str, *, user_id: str | None = None, client_id: str | None = None, **details
+    event_type: str,
+    *,
+    user_id: str | None = None,
+    client_id: str | None = None,
+    ip: str | None = FROM_REQUEST,
+    **details,
 ) -> None:
-    ip = request.remote_addr if has_request_context() else None
+    """Write one event in the caller's transaction; ``ip`` defaults to the request's."""
+    if ip is FROM_REQUEST:
+        ip = request.remote_addr if has_request_context() else None
     created_at = utcnow()
     _insert(created_at, event_type, user_id, client_id, ip, details)
     host = current_app.extensions.get("portcullis.plugins")
@@ -57,6 +73,59 @@ def _insert(*values) -> None:
 
 
 _SQL: dict[str, str] = {}
+
+
+# --- forgetting a deleted user ----------------------------------------------------------
+
+PERSONAL_DETAILS = ("email", "old_email", "new_email", "to", "name", "phone", "picture")
+FORGOTTEN = "(deleted)"
+
+
+def forget_user(user_id: str, email: str) -> str:
+    """Scrub a deleted user from the log (in the caller's transaction); returns the pseudonym.
+
+    The user's events keep their type, time and client but get a random pseudonym instead of
+    the user id (so they still read as one person's, linked to no account or ``sub``), lose
+    their IP address and the personal fields of ``details``; in every other event, values that
+    are or contain the user's id or email (an admin's ``actor``, a failed sign-in's ``email``,
+    a mail error) are replaced.
+    """
+    pseudonym = "deleted-" + secrets.token_hex(14)
+    AuditEvent.update(user_id=pseudonym, ip=None).where(AuditEvent.user_id == user_id).execute()
+    mentions = (AuditEvent.user_id == pseudonym) & _any_text(
+        [f'"{key}":' for key in PERSONAL_DETAILS]
+    )
+    mentions |= _any_text([user_id, json.dumps(email)[1:-1]])
+    for event in AuditEvent.select().where(mentions):
+        own = event.user_id == pseudonym
+        details = {
+            key: _forget_value(key, value, own, user_id, email, pseudonym)
+            for key, value in (event.details or {}).items()
+        }
+        if details != event.details:
+            AuditEvent.update(details=details).where(AuditEvent.id == event.id).execute()
+    return pseudonym
+
+
+def _any_text(needles: list[str]):
+    """Events whose details text contains one of ``needles`` (a superset: LIKE wildcards in a
+    needle only widen it; ``_forget_value`` changes exact values only)."""
+    conditions = [
+        AuditEvent.details ** peewee.Value(f"%{needle}%", converter=False) for needle in needles
+    ]
+    return functools.reduce(operator.or_, conditions)
+
+
+def _forget_value(key: str, value, own: bool, user_id: str, email: str, pseudonym: str):
+    if own and key in PERSONAL_DETAILS:
+        return FORGOTTEN
+    if isinstance(value, list):
+        return [_forget_value("", item, own, user_id, email, pseudonym) for item in value]
+    if not isinstance(value, str):
+        return value
+    # the id or the address inside a longer text too (an SMTP error quoting the address)
+    value = value.replace(user_id, pseudonym)
+    return re.sub(re.escape(email), FORGOTTEN, value, flags=re.IGNORECASE) if email else value
 
 
 # --- reading ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from oauth.accounts import admin as user_admin
-from oauth.accounts import browser_sessions
+from oauth.accounts import browser_sessions, deletion
 from oauth.accounts import users as accounts
 from oauth.security import sha256_hex
 from oauth.storage.models import AuditEvent, BrowserSession, User, utcnow
@@ -221,7 +221,7 @@ def test_disabling_or_deleting_a_user_ends_their_sessions(auth, client, app):
     assert rows(app, user.id) == []
     assert not signed_in(client)
     with app.app_context():
-        accounts.delete_user(bob)
+        deletion.delete_account(bob, via="cli")
     assert rows(app) == [] and not signed_in(bobs)
 
 

@@ -184,6 +184,13 @@ def retry_now(include_failed: bool = False) -> int:
         return count
 
 
+def forget_recipient(user_id: str, email: str) -> None:
+    """A deleted account's mails go, sent or not (in the deletion's transaction)."""
+    MailOutbox.delete().where(
+        (MailOutbox.user_id == user_id) | (MailOutbox.to_address == email)
+    ).execute()
+
+
 def purge_old(days: int = 7) -> None:
     """Forget sent and dropped mails after a week (the audit log keeps the failures)."""
     cutoff = utcnow() - dt.timedelta(days=days)

@@ -1,4 +1,4 @@
-"""User accounts: creation, lookup, password sign-in, password change, deletion. Every change
+"""User accounts: creation, lookup, password sign-in, password change (deletion: deletion.py).
 is audited here, in its transaction, whoever asks (sign-up page, settings, CLI, admin)."""
 
 from __future__ import annotations
@@ -205,10 +205,3 @@ def sign_out_other_sessions(user: User, *, keep: str | None = None) -> User:
         browser_sessions.end_all(user.id, keep=keep, reason="signed_out_others")
         audit.record("sessions.signed_out_others", user_id=user.id)
     return User.get_by_id(user.id)
-
-
-def delete_user(user: User, *, actor_id: str | None = None) -> None:
-    """Delete the account and everything that belongs to it."""
-    with write_transaction():
-        user.delete_instance(recursive=True)
-        audit.record("user.deleted", user_id=user.id, email=user.email, actor=actor_id)

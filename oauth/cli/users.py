@@ -6,7 +6,7 @@ import json
 
 import click
 
-from oauth.accounts import mfa
+from oauth.accounts import deletion, mfa
 from oauth.accounts import users as accounts
 from oauth.cli.support import OneLineErrorGroup
 from oauth.storage.models import User
@@ -79,7 +79,10 @@ def _user_dict(user: User) -> dict:
 def users_delete(email):
     """Delete a user and everything that belongs to them."""
     user = _user_or_fail(email)
-    accounts.delete_user(user)
+    try:
+        deletion.delete_account(user, via="cli")
+    except accounts.AccountError as error:
+        fail(str(error))
     click.echo(f"Deleted user {user.email}.")
 
 

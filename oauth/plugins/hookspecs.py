@@ -98,6 +98,11 @@ class SignupDenied(Exception):
     """Raise from ``before_user_created`` to refuse an account; the message is shown to the user."""
 
 
+class DeletionDenied(Exception):
+    """Raise from ``before_user_deleted`` to keep an account; the message is shown to whoever
+    asked (the user on the settings page, the admin, the CLI)."""
+
+
 class PortcullisHookspecs:
     @hookspec
     def customize_access_token(
@@ -165,6 +170,16 @@ class PortcullisHookspecs:
         """
 
     @hookspec
+    def before_user_deleted(self, user: User, via: str) -> None:
+        """Hear of an account about to be deleted; raise ``DeletionDenied(message)`` to keep it.
+
+        ``user`` is still in the database, nothing is deleted yet and no database transaction
+        is open, so the hook may call other services or delete the plugin's own data. ``via``
+        is ``settings`` (the user), ``admin`` or ``cli``. Any other exception also keeps the
+        account (the failure is logged).
+        """
+
+    @hookspec
     def on_event(self, event: dict[str, Any]) -> None:
         """Observe an audit event after its transaction committed.
 
@@ -177,6 +192,7 @@ class PortcullisHookspecs:
 
 
 __all__ = [
+    "DeletionDenied",
     "ID_TOKEN_PROTECTED_CLAIMS",
     "PROTECTED_CLAIMS",
     "PortcullisHookspecs",

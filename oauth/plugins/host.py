@@ -22,6 +22,7 @@ from oauth.plugins import hookspecs, loader, stats
 from oauth.plugins.hookspecs import (
     ID_TOKEN_PROTECTED_CLAIMS,
     PROTECTED_CLAIMS,
+    DeletionDenied,
     SignupDenied,
     TokenContext,
     TokenDenied,
@@ -122,7 +123,7 @@ class PluginHost:
         outcome = "ok"
         try:
             return impl.function(**{name: arguments[name] for name in impl.argnames})
-        except (TokenDenied, SignupDenied):
+        except (TokenDenied, SignupDenied, DeletionDenied):
             outcome = "denied"
             raise
         except Exception as error:
@@ -217,10 +218,14 @@ class PluginHost:
         for impl in self.chain("before_user_created"):
             self._call(impl, "before_user_created", user=user)
 
+    def before_user_deleted(self, user, via: str) -> None:
+        for impl in self.chain("before_user_deleted"):
+            self._call(impl, "before_user_deleted", user=user, via=via)
+
     def emit(self, event: dict) -> None:
         for impl in self.chain("on_event"):
             # already logged and counted; observers never break the request
-            with contextlib.suppress(PluginError, TokenDenied, SignupDenied):
+            with contextlib.suppress(PluginError, TokenDenied, SignupDenied, DeletionDenied):
                 self._call(impl, "on_event", event=dict(event))
 
     def registered_scopes(self) -> dict[str, str]:

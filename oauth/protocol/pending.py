@@ -20,7 +20,9 @@ from urllib.parse import urlencode
 from flask import current_app
 from werkzeug.datastructures import MultiDict
 
-from oauth.storage.models import AuthorizationRequest, User, utcnow
+from oauth.registry.clients import get_client
+from oauth.security import lookup_key
+from oauth.storage.models import AuthorizationRequest, Client, User, utcnow
 
 PARAM_LIMITS = {
     "response_type": 64, "client_id": 2048, "redirect_uri": 2048, "scope": 1024,
@@ -115,3 +117,21 @@ def purge_expired_requests() -> int:
         )
         .execute()
     )
+
+
+def requesting_client(args: MultiDict, user: User | None) -> Client | None:
+    """The registered client of the authorization request a sign-in page's ``next`` resumes:
+    ``args`` is that URL's query, an anonymous request's own parameters (``client_id``) or a
+    stored one's ``authorization_id`` (only the signed-in user's own, still pending). Nothing
+    is fetched: a client not yet known here is simply not named."""
+    authorization_id = lookup_key(args.get("authorization_id"))
+    if authorization_id:
+        if user is None:
+            return None
+        row = AuthorizationRequest.get_or_none(
+            (AuthorizationRequest.id == authorization_id)
+            & (AuthorizationRequest.user == user.id)
+            & (AuthorizationRequest.status == "pending")
+        )
+        return get_client(row.client_id) if row is not None else None
+    return get_client(args.get("client_id"))

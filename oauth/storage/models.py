@@ -363,11 +363,9 @@ class RateLimitCounter(BaseModel):
 
 
 class AccountToken(BaseModel):
-    """A single-use link mailed to a user, stored as the SHA-256 of its token.
-
-    ``email`` is the address it was sent to; ``fingerprint`` ties a password-reset link to
-    the password it may replace (a changed password kills it).
-    """
+    """A single-use link mailed to a user, stored as the SHA-256 of its token. ``email`` is
+    the address it was sent to; ``fingerprint`` ties a password-reset link to the password it
+    may replace (a changed password kills it)."""
 
     id = peewee.AutoField()
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="account_tokens")

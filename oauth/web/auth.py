@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlsplit
+
 from flask import (
     Blueprint,
     abort,
@@ -13,10 +15,12 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 
 from oauth.accounts import email_verification, mfa
 from oauth.accounts import users as accounts
 from oauth.accounts.login import begin_second_step, sign_in, sign_out
+from oauth.protocol.pending import requesting_client
 from oauth.ratelimit.passwords import Throttled, guarded
 from oauth.ratelimit.requests import limit_per_ip
 from oauth.security import safe_next_path
@@ -28,6 +32,24 @@ bp = Blueprint("auth", __name__)
 
 def _page(template: str, status: int, headers: dict, **context):
     return render_template(template, **context), status, headers
+
+
+def requesting_app(next_path: str) -> str | None:
+    """The name of the application whose authorization request waits behind this page
+    ("to continue to Photo Printer"), from the ``next`` URL that resumes it."""
+    parts = urlsplit(next_path)
+    if parts.path not in (url_for("oauth.authorize"), url_for("oauth.consent")):
+        return None
+    args = MultiDict(parse_qsl(parts.query, keep_blank_values=True))
+    user = current_user if current_user.is_authenticated else None
+    client = requesting_client(args, user)
+    return client.name if client is not None else None
+
+
+@bp.context_processor
+def _requesting_app():
+    next_path = safe_next_path(request.values.get("next"), "")
+    return {"requesting_app": requesting_app(next_path) if next_path else None}
 
 
 @bp.route("/")
@@ -102,7 +124,10 @@ def signup():
                 form.email.data, form.password.data, name=form.name.data or "", next_path=next_path
             )
         except accounts.AccountError as error:
-            flash(str(error), "error")
+            if accounts.find_by_email(form.email.data or ""):
+                form.email.errors = [str(error)]  # next to the field it is about
+            else:
+                flash(str(error), "error")  # a plugin's refusal: about the whole sign-up
         else:
             if result.user is not None:
                 sign_in(result.user)

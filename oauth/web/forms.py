@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from flask import abort, request
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+from wtforms import BooleanField, HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
 from oauth.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from oauth.accounts.users import email_problem, normalise_email
 
+PASSWORD_RULES = (
+    f"At least {MIN_PASSWORD_LENGTH} characters (at most {MAX_PASSWORD_LENGTH}). "
+    "Any characters, spaces too: a few unrelated words make a strong password."
+)
 PASSWORD_LENGTH_MESSAGE = (
     f"Password must be at least {MIN_PASSWORD_LENGTH} characters "
     f"(and at most {MAX_PASSWORD_LENGTH})."
@@ -36,10 +41,13 @@ class LoginForm(Form):
 
 
 class SignupForm(Form):
+    """Every field is checked at once, so the page shows every problem together."""
+
     email = StringField("Email", validators=[DataRequired(), Length(max=320)])
     name = StringField("Name", validators=[Optional(), Length(max=200)])
     password = PasswordField(
         "Password",
+        description=PASSWORD_RULES,
         validators=[
             DataRequired(),
             Length(
@@ -52,6 +60,11 @@ class SignupForm(Form):
         validators=[Optional(), EqualTo("password", message="Passwords do not match.")],
     )
     next = HiddenField()
+
+    def validate_email(self, field) -> None:
+        problem = email_problem(normalise_email(field.data))
+        if problem:
+            raise ValidationError(problem)
 
 
 class ProfileForm(Form):
@@ -81,6 +94,21 @@ class PasswordChangeForm(Form):
     new_password_confirm = PasswordField(
         "Confirm new password",
         validators=[DataRequired(), EqualTo("new_password", message="Passwords do not match.")],
+    )
+
+
+class DeleteAccountForm(Form):
+    """Deleting one's own account: the current password, the second factor's ``code`` when
+    the account has one, and an explicit confirmation."""
+
+    password = PasswordField("Your password", validators=[DataRequired()])
+    code = StringField(
+        "Code from your authenticator app, or a recovery code",
+        validators=[Optional(), Length(max=64)],
+    )
+    confirm = BooleanField(
+        "I understand that my account and everything in it is deleted for good.",
+        validators=[DataRequired(message="Tick the box to confirm.")],
     )
 
 

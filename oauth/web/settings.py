@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, logout_user
 
-from oauth.accounts import consents, email_verification, passwords
+from oauth.accounts import consents, deletion, email_verification, mfa, passwords
 from oauth.accounts import users as accounts
 from oauth.accounts.login import current_session_id, sign_in
 from oauth.ratelimit.passwords import Throttled, guarded
@@ -14,6 +14,7 @@ from oauth.storage.models import User
 from oauth.web.account import address_allowed
 from oauth.web.forms import (
     ConfirmForm,
+    DeleteAccountForm,
     EmailChangeForm,
     PasswordChangeForm,
     ProfileForm,
@@ -99,11 +100,17 @@ def _request_change(user: User, email_form: EmailChangeForm) -> bool:
     return True
 
 
-def _security_page(password_form: PasswordChangeForm, status: int = 200):
+def _security_page(
+    password_form: PasswordChangeForm | None = None,
+    status: int = 200,
+    delete_form: DeleteAccountForm | None = None,
+):
     return render_template(
         "security.html",
-        password_form=password_form,
+        password_form=password_form or PasswordChangeForm(formdata=None),
         sign_out_form=ConfirmForm(),
+        delete_form=delete_form or DeleteAccountForm(formdata=None),
+        delete_needs_code=mfa.has_second_factor(_user()),
         **security_context(_user()),
     ), status
 
@@ -111,7 +118,7 @@ def _security_page(password_form: PasswordChangeForm, status: int = 200):
 @bp.route("/security")
 @login_required
 def security():
-    return _security_page(PasswordChangeForm())
+    return _security_page()
 
 
 def _current_password_proven(user: User, password: str) -> bool:
@@ -157,6 +164,53 @@ def sign_out_others():
     accounts.sign_out_other_sessions(_user(), keep=current_session_id())
     flash("Every other session was signed out.", "success")
     return redirect(url_for("settings.security"))
+
+
+def _deletion_proven(user: User, form: DeleteAccountForm) -> bool:
+    """The password and, when the account has one, the second factor, each through the
+    limits (raises Throttled); a failure is put on its field."""
+    code = (form.code.data or "").strip()
+    needs_code = mfa.has_second_factor(user)
+    if needs_code and not code:  # said with the password's error: every field error at once
+        form.code.errors.append("Enter a code from your authenticator app, or a recovery code.")
+    if not _current_password_proven(user, form.password.data):
+        form.password.errors.append("Current password is incorrect.")
+        return False
+    if not needs_code:
+        return True
+    if code and guarded(user.email, lambda: mfa.verify(user, code) is not None):
+        return True
+    if code:
+        form.code.errors.append("That code is not right, or was already used.")
+    return False
+
+
+@bp.route("/security/delete", methods=["POST"])
+@login_required
+def delete_account():
+    user = _user()
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        try:
+            proven = _deletion_proven(user, form)
+        except Throttled as throttled:
+            form.password.errors.append(
+                f"Too many failed attempts. Try again in {throttled.retry_after} seconds."
+            )
+            page, _ = _security_page(delete_form=form)
+            return page, 429, {"Retry-After": str(throttled.retry_after)}
+        if proven:
+            try:
+                deletion.delete_account(user, via="settings")
+            except accounts.AccountError as error:
+                flash(str(error), "error")
+            else:
+                # the browser session row went with the account: only the cookie is left
+                logout_user()
+                session.clear()
+                flash("Your account was deleted.", "success")
+                return redirect(url_for("auth.login"))
+    return _security_page(status=400, delete_form=form)
 
 
 @bp.route("/apps")

@@ -47,6 +47,7 @@ ROUTES = [
     ("/users/<user_id>/enable", users.user_enable, ["POST"]),
     ("/users/<user_id>/reset-mfa", users.user_reset_mfa, ["GET", "POST"]),
     ("/users/<user_id>/verify-email", users.user_verify_email, ["POST"]),
+    ("/users/<user_id>/delete", users.user_delete, ["GET", "POST"]),
     ("/keys", keys.keys_list),
     ("/keys/add", keys.keys_add, ["POST"]),
     ("/keys/rotate", keys.keys_rotate, ["POST"]),

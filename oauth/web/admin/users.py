@@ -1,4 +1,4 @@
-"""Admin pages for users: list, edit, admin rights, disable and enable, verify the email."""
+"""Admin pages for users: list, edit, admin rights, disable, enable, verify the email, delete."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from oauth.accounts import admin as user_admin
-from oauth.accounts import consents, email_verification, mfa
+from oauth.accounts import consents, deletion, email_verification, mfa
+from oauth.accounts.users import AccountError
 from oauth.pagination import page_number
 from oauth.storage.models import User
 from oauth.web.admin.common import actor, confirmed
@@ -109,6 +110,42 @@ def user_enable(user_id: str):
     return _user_action(user_id, action)
 
 
+def user_verify_email(user_id: str):
+    def action(user: User) -> str:
+        email_verification.mark_verified(user, actor_id=actor())
+        return f"{user.email} is marked verified."
+
+    return _user_action(user_id, action)
+
+
+def user_delete(user_id: str):
+    """GET: what deleting the account means; POST (CSRF): delete it, through the one service
+    and its ``before_user_deleted`` hook."""
+    user = _user_or_404(user_id)
+    if request.method == "POST":
+        confirmed()
+        try:
+            deletion.delete_account(user, via="admin", actor_id=actor())
+        except AccountError as error:
+            flash(str(error), "error")
+            return redirect(url_for("admin.user_edit", user_id=user.id))
+        flash(f"The account {user.email} was deleted.", "success")
+        return redirect(url_for("admin.users_list"))
+    return render_template(
+        "admin/confirm_delete.html",
+        title=f"Delete the account {user.email}?",
+        what=user.email,
+        consequences=[
+            "The user is signed out everywhere and can no longer sign in.",
+            "Their authorized apps, refresh tokens and second factors are deleted.",
+            "The audit log keeps their events under a pseudonym, without personal data.",
+        ],
+        action=url_for("admin.user_delete", user_id=user.id),
+        back=url_for("admin.user_edit", user_id=user.id),
+        button="Delete account",
+    )
+
+
 def user_reset_mfa(user_id: str):
     """GET: what a reset does, with the confirm button; POST (CSRF): remove every factor."""
     user = _user_or_404(user_id)
@@ -131,11 +168,3 @@ def user_reset_mfa(user_id: str):
         back=url_for("admin.user_edit", user_id=user.id),
         button="Reset second factors",
     )
-
-
-def user_verify_email(user_id: str):
-    def action(user: User) -> str:
-        email_verification.mark_verified(user, actor_id=actor())
-        return f"{user.email} is marked verified."
-
-    return _user_action(user_id, action)
