@@ -79,7 +79,7 @@ def test_the_pages_a_user_sees_pass_axe(app, live_server, page):
     found += check(page, f"{base}/login")
     page.get_by_label("Email").fill("alice@example.com")
     page.get_by_label("Password").fill("wrong password")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     found += check(page)  # the failed sign-in's message
     mail_pages = ("/forgot-password", "/reset-password?token=no", "/verify-email?token=no")
     for path in mail_pages:

@@ -8,13 +8,13 @@ import json
 
 import pytest
 
+from oauth.storage.deliveries import MailOutbox
 from oauth.storage.models import (
     AccountToken,
     AuditEvent,
     AuthorizationRequest,
     BrowserSession,
     Consent,
-    MailOutbox,
     OAuthSession,
     RecoveryCode,
     RefreshToken,

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from oauth.accounts import passkeys
-from oauth.accounts import users as accounts
+from oauth.accounts import deletion, passkeys
 from oauth.storage.models import AuditEvent, BrowserSession
 from tests.conftest import csrf_token_from
 from tests.oauth_helpers import Flow, decode_jwt_unverified, make_client
@@ -253,7 +252,7 @@ def test_a_disabled_user_cannot_sign_in_with_a_passkey(app, client, registered):
 
 def test_deleting_the_account_deletes_its_passkeys(app, client, registered):
     with app.app_context():
-        accounts.delete_user(passkeys.WebAuthnCredential.get().user)
+        deletion.delete_account(passkeys.WebAuthnCredential.get().user, via="cli")
         assert passkeys.WebAuthnCredential.select().count() == 0
     assert passkey_sign_in(client, registered).status_code == 400
 
