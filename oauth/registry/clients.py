@@ -24,17 +24,11 @@ MAX_NAME_LENGTH = 200
 MAX_REDIRECT_URIS = 20
 MAX_URI_LENGTH = 2048
 SECRET_BYTES = 32  # 256 bits
+ID_TOKEN_ALGS = ("ES256", "RS256")  # tokens/jose.py SUPPORTED_ALGS (a test keeps them equal)
 UPDATABLE_FIELDS = frozenset(
-    {
-        "name",
-        "redirect_uris",
-        "grant_types",
-        "client_uri",
-        "logo_uri",
-        "metadata",
-        "token_endpoint_auth_method",
-    }
-)
+    {"name", "redirect_uris", "grant_types", "client_uri", "logo_uri", "metadata",
+     "token_endpoint_auth_method"}
+)  # fmt: skip
 
 
 class ClientError(Exception):
@@ -146,16 +140,30 @@ def _clean_web_uri(value: Any, field: str) -> str:
     return value
 
 
-def _clean_metadata(metadata: Any) -> dict:
+def _clean_metadata(metadata: Any, public: bool = False) -> dict:
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise _metadata_error("metadata must be a JSON object")
+    alg = metadata.get("id_token_signed_response_alg")
+    if alg is not None and alg not in ID_TOKEN_ALGS:
+        raise _metadata_error(
+            f"unsupported id_token_signed_response_alg {alg!r} (use {' or '.join(ID_TOKEN_ALGS)})"
+        )
+    if metadata.get("require_pkce", True) is not True and (
+        metadata["require_pkce"] is not False or public
+    ):
+        raise _metadata_error("require_pkce=false is only for confidential clients")
     try:
         # Round-trip so what is stored is exactly what will be read back (and not aliased).
         return json.loads(json.dumps(metadata, allow_nan=False))
     except (TypeError, ValueError):
         raise _metadata_error("metadata must be JSON-serialisable") from None
+
+
+def pkce_optional(client: Client) -> bool:
+    """A confidential client registered (by an admin) with ``require_pkce=false``."""
+    return not client.is_public and (client.metadata or {}).get("require_pkce") is False
 
 
 def _check_combination(redirect_uris: list[str], grant_types: list[str], method: str) -> None:
@@ -206,7 +214,7 @@ def create_client(
     _check_combination(redirect_uris, grant_types, method)
     client_uri = _clean_web_uri(client_uri, "client_uri")
     logo_uri = _clean_web_uri(logo_uri, "logo_uri")
-    metadata = _clean_metadata(metadata)
+    metadata = _clean_metadata(metadata, public)
     if registration_type not in REGISTRATION_TYPES:
         raise _metadata_error(f"unknown registration type {registration_type!r}")
 
@@ -320,7 +328,7 @@ def _cleaned_changes(client: Client, fields: dict[str, Any]) -> dict[str, Any]:
         if field in fields:
             changes[field] = _clean_web_uri(fields[field], field)
     if "metadata" in fields:
-        changes["metadata"] = _clean_metadata(fields["metadata"])
+        changes["metadata"] = _clean_metadata(fields["metadata"], client.is_public)
     return changes
 
 
