@@ -376,6 +376,10 @@ def client_info(client: Client, client_secret: str | None = None) -> dict[str, A
     for field in ("client_uri", "logo_uri"):
         if getattr(client, field):
             info[field] = getattr(client, field)
+    alg = (client.metadata or {}).get("id_token_signed_response_alg")
+    info["id_token_signed_response_alg"] = alg or "RS256"
+    if pkce_optional(client):
+        info["require_pkce"] = False
     if client_secret is not None:
         info["client_secret"] = client_secret
         info["client_secret_expires_at"] = 0

@@ -19,6 +19,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     # Protocol endpoints authenticate clients, not browsers: no CSRF tokens there.
     app.extensions["portcullis.csrf"].exempt(protocol.bp)
+    # A form POST to /oauth/authorize (OIDC Core §3.1.2.1) comes from the client's page, as
+    # a GET does: it changes nothing by itself; the consent decision keeps its CSRF check.
+    app.extensions["portcullis.csrf"].exempt(consent.authorize)
     errors.register(app)
 
     @app.context_processor

@@ -23,6 +23,18 @@ def _secret_page(client: Client, secret: str | None, *, created: bool):
     )
 
 
+def _oidc_metadata(form, metadata: dict) -> dict:
+    """The form's ID token algorithm and PKCE choice, as the client metadata keeps them."""
+    metadata = dict(metadata)
+    metadata.pop("id_token_signed_response_alg", None)
+    metadata.pop("require_pkce", None)
+    if form.id_token_alg.data:
+        metadata["id_token_signed_response_alg"] = form.id_token_alg.data
+    if form.pkce_optional.data:
+        metadata["require_pkce"] = False
+    return metadata
+
+
 def client_new():
     form = ClientCreateForm()
     problem = None
@@ -35,6 +47,7 @@ def client_new():
                 grant_types=form.grant_types.data,
                 client_uri=(form.client_uri.data or "").strip(),
                 logo_uri=(form.logo_uri.data or "").strip(),
+                metadata=_oidc_metadata(form, {}),
                 actor_id=actor(),
             )
         except clients.ClientError as error:
@@ -52,6 +65,8 @@ def client_edit(client_id: str):
         form.redirect_uris.data = "\n".join(client.redirect_uris)
         form.grant_types.data = list(client.grant_types)
         form.metadata.data = json.dumps(client.metadata or {}, indent=2, sort_keys=True)
+        form.id_token_alg.data = (client.metadata or {}).get("id_token_signed_response_alg", "")
+        form.pkce_optional.data = clients.pkce_optional(client)
     problem = None
     if form.validate_on_submit():
         try:
@@ -68,7 +83,7 @@ def client_edit(client_id: str):
                     grant_types=form.grant_types.data,
                     client_uri=(form.client_uri.data or "").strip(),
                     logo_uri=(form.logo_uri.data or "").strip(),
-                    metadata=metadata,
+                    metadata=_oidc_metadata(form, metadata),
                 )
             except clients.ClientError as error:
                 problem = error.message
