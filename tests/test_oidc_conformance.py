@@ -313,3 +313,31 @@ def test_dynamic_registration_cannot_turn_pkce_off(make_app):
     }
     refused = http.get("/oauth/authorize?" + urlencode(params))
     assert refused.status_code == 400  # a self-registered client sees errors on our page
+
+
+# -- the rest of the Basic OP plan that had no test of its own ----------------------------------
+
+
+def test_request_without_nonce_succeeds_for_code_flow(flow):
+    tokens = flow.tokens(nonce=None)
+    claims = verified_id_token(flow, tokens["id_token"])
+    assert "nonce" not in claims and claims["sub"]
+
+
+def test_optional_and_unknown_parameters_are_accepted(flow):
+    extras = {
+        "display": "popup", "ui_locales": "fr-CA fr en", "claims_locales": "de",
+        "login_hint": "alice@example.com", "unknown_parameter": "ignored",
+    }  # fmt: skip
+    for display in ("page", "popup"):
+        code, _ = flow.get_code(**{**extras, "display": display})
+        assert "id_token" in flow.exchange(code).get_json()
+
+
+def test_scope_order_and_unsupported_scopes_with_openid(flow):
+    # oidcc-scope-address / -all: "address" is not supported, so it is ignored (Core §3.1.2.1).
+    for scope in ("email openid", "openid profile email phone address", "address openid"):
+        tokens = flow.tokens(scope=scope)
+        assert "address" not in tokens["scope"].split() and "openid" in tokens["scope"].split()
+        info = flow.userinfo(tokens["access_token"]).get_json()
+        assert "address" not in info and info["sub"]
