@@ -18,6 +18,7 @@ from joserfc.jwk import KeySet
 from oauth.registry import clients
 from oauth.storage.models import AuthorizationRequest, Client, OAuthSession
 from tests.oauth_helpers import REDIRECT, Flow, decode_jwt_unverified, make_client, query
+from tests.test_admin import ADMIN_EMAIL, create_client_form, csrf
 
 
 @pytest.fixture
@@ -341,3 +342,32 @@ def test_scope_order_and_unsupported_scopes_with_openid(flow):
         assert "address" not in tokens["scope"].split() and "openid" in tokens["scope"].split()
         info = flow.userinfo(tokens["access_token"]).get_json()
         assert "address" not in info and info["sub"]
+
+
+def test_admin_form_sets_the_id_token_alg_and_pkce_choice(app, client, auth):
+    auth.create_user(ADMIN_EMAIL, is_admin=True)
+    auth.login(ADMIN_EMAIL)
+    page = client.get("/admin/clients/new").get_data(as_text=True)
+    assert 'name="id_token_alg"' in page and 'name="pkce_optional"' in page
+    response = create_client_form(client, id_token_alg="ES256", pkce_optional="y")
+    assert response.status_code == 201
+    refused = create_client_form(client, name="SPA", public="y", pkce_optional="y")
+    assert refused.status_code == 400 and "confidential" in refused.get_data(as_text=True)
+    with app.app_context():
+        created = Client.get(Client.name == "Billing")
+        assert created.metadata == {"id_token_signed_response_alg": "ES256", "require_pkce": False}
+    edit = f"/admin/clients/{created.client_id}"
+    form = client.get(edit).get_data(as_text=True)
+    assert 'value="ES256" selected' in form or 'selected value="ES256"' in form
+    saved = client.post(
+        edit,
+        data={
+            "csrf_token": csrf(client, edit), "name": "Billing",
+            "redirect_uris": "https://billing.example/cb",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "metadata": '{"team": "ops"}', "id_token_alg": "",
+        },
+    )  # fmt: skip
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    with app.app_context():
+        assert Client.get_by_id(created.client_id).metadata == {"team": "ops"}  # defaults again
