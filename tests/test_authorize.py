@@ -47,9 +47,13 @@ def test_redirect_uri_is_required_when_the_client_has_several(app, client):
 
 
 def test_redirect_uri_may_be_omitted_with_one_registered(flow):
+    """RFC 6749 §3.1.2.3 for OAuth-only requests; OpenID Connect requires it (Core §3.1.2.1)."""
     signed_in(flow)
-    response = flow.authorize(redirect_uri=None)
+    response = flow.authorize(redirect_uri=None, scope="email", nonce=None)
     assert response.headers["Location"].startswith("/oauth/consent")
+    refused = flow.authorize(redirect_uri=None)  # scope openid email profile
+    assert refused.status_code == 400 and "Location" not in refused.headers
+    assert "redirect_uri is required" in refused.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("login_first", [False, True])
@@ -62,7 +66,7 @@ def test_redirect_uri_may_be_omitted_with_one_registered(flow):
         ({"code_challenge_method": "plain"}, "invalid_request"),
         ({"code_challenge_method": None}, "invalid_request"),
         ({"code_challenge": "short"}, "invalid_request"),
-        ({"scope": "openid admin:everything"}, "invalid_scope"),
+        ({"scope": "email admin:everything"}, "invalid_scope"),
         ({"prompt": "none login"}, "invalid_request"),
         ({"prompt": "sometimes"}, "invalid_request"),
         ({"max_age": "soon"}, "invalid_request"),

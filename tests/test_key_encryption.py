@@ -64,7 +64,7 @@ def test_rows_hold_no_private_key_material(make_app, database_url):
         keys.rotate()
         keys.add_key("ES256")
     rows = stored_rows(app)
-    assert len(rows) == 3
+    assert len(rows) == 5  # two first keys (ES256, RS256), both rotated, one standby
     bodies = pem_bodies(app)
     assert len(bodies) > 3
     secret_id = kek_id(app.config["SECRET_KEY"])
@@ -91,11 +91,11 @@ def test_tokens_sign_and_verify_decrypting_once_per_key(make_app, monkeypatch):
     monkeypatch.setattr(KeyRing, "decrypt", counting_decrypt)
     app = make_app(KEYS_REFRESH_SECONDS=0)  # a cache refresh before every token
     with app.app_context():
-        kid = keys.signing_key().kid
-        tokens = [keys.sign_jwt(claims()) for _ in range(50)]
+        kids = sorted(k.kid for k in keys.current_keys())  # one of each alg
+        tokens = [keys.sign_jwt(claims(), alg=alg) for _ in range(25) for alg in ("ES256", "RS256")]
         assert all(keys.verify_jwt(token)["sub"] == "user-1" for token in tokens)
-        assert [k["kid"] for k in keys.public_jwks()["keys"]] == [kid]
-    assert opened == [kid], "decrypted once, when the cache first met the key"
+        assert sorted(k["kid"] for k in keys.public_jwks()["keys"]) == kids
+    assert sorted(opened) == kids, "decrypted once, when the cache first met the key"
 
 
 def test_rows_cannot_be_swapped(make_app, capsys):
@@ -147,6 +147,8 @@ def test_wrong_explicit_kek_stops_startup(make_app, capsys):
 def test_wrong_kek_is_one_line_from_the_real_flask_command(make_app, database_url, tmp_path):
     app = make_app()
     kid = current_kid(app)
+    with app.app_context():
+        kids = [k.kid for k in keys.current_keys()]
     app.extensions["portcullis.database"].close_all()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")},
@@ -165,7 +167,7 @@ def test_wrong_kek_is_one_line_from_the_real_flask_command(make_app, database_ur
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr and kid not in done.stdout
     [line] = [line for line in done.stderr.splitlines() if "configuration error" in line]
-    assert "PORTCULLIS_KEY_ENCRYPTION_KEY" in line and kid in line
+    assert "PORTCULLIS_KEY_ENCRYPTION_KEY" in line and any(k in line for k in kids)
     env["PORTCULLIS_SECRET_KEY"] = app.config["SECRET_KEY"]
     listed = subprocess.run(
         [sys.executable, "-m", "flask", "keys", "list", "--json"],
@@ -176,8 +178,9 @@ def test_wrong_kek_is_one_line_from_the_real_flask_command(make_app, database_ur
         timeout=60,
     )
     assert listed.returncode == 0, listed.stderr
-    [row] = json.loads(listed.stdout)
-    assert row["kid"] == kid and row["encryption"] == kek_id(app.config["SECRET_KEY"])
+    rows = {row["kid"]: row for row in json.loads(listed.stdout)}
+    assert sorted(rows) == sorted(kids)
+    assert rows[kid]["encryption"] == kek_id(app.config["SECRET_KEY"])
 
 
 @pytest.mark.parametrize(
@@ -229,21 +232,21 @@ def test_kek_rotation_end_to_end(make_app):
     result = both.test_cli_runner().invoke(args=["keys", "rewrap"])
     assert result.exit_code == 0, result.output
     assert (
-        "Re-encrypted 3 signing keys" in result.output and "2 were under another" in result.output
+        "Re-encrypted 4 signing keys" in result.output and "3 were under another" in result.output
     )
     assert kek_id(NEW_KEK) in result.output
     rows = stored_rows(both)
     assert set(rows) == kids | {added}
     assert {envelope_kek_id(stored) for stored in rows.values()} == {kek_id(NEW_KEK)}
     listed = both.test_cli_runner().invoke(args=["keys", "list"])
-    assert listed.output.count(f"kek {kek_id(NEW_KEK)}") == 3
+    assert listed.output.count(f"kek {kek_id(NEW_KEK)}") == 4
 
     # 3. The old KEK is gone: still every key opens, old tokens verify, new ones are signed.
     only_new = make_app(KEY_ENCRYPTION_KEY=NEW_KEK)
     with only_new.app_context():
         assert keys.verify_jwt(old_token)["sub"] == "user-1"
-        keys.rotate()  # the standby RS256 key signs now
-        fresh = keys.sign_jwt(claims())
+        keys.rotate("RS256")  # the standby RS256 key signs now
+        fresh = keys.sign_jwt(claims(), alg="RS256")
         assert jwt.unverified_header(fresh)["alg"] == "RS256"
         assert keys.verify_jwt(fresh)["sub"] == "user-1"
     with pytest.raises(SystemExit):
@@ -354,7 +357,7 @@ def test_rewrap_encrypts_plaintext_and_erased_keys_stay_erased(make_app):
         kid, _ = plaintext_row()
     result = app.test_cli_runner().invoke(args=["keys", "rewrap"])
     assert result.exit_code == 0, result.output
-    assert "Re-encrypted 2 signing keys" in result.output
+    assert "Re-encrypted 4 signing keys" in result.output  # both algs rotated, one erased
     rows = stored_rows(app)
     assert rows[old] == "" and envelope_kek_id(rows[kid]) is not None
     with app.app_context():

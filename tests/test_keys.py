@@ -55,31 +55,33 @@ def claims(**extra) -> dict:
     }
 
 
-def states() -> dict[str, str]:
-    return {key.kid: key.state for key in SigningKey.select()}
+def states(alg: str | None = "ES256") -> dict[str, str]:
+    """The keys of ``alg`` (every one with None): a key of each algorithm always exists."""
+    return {key.kid: key.state for key in SigningKey.select() if alg in (None, key.alg)}
 
 
-def jwks_kids() -> list[str]:
-    return [key["kid"] for key in keys.public_jwks()["keys"]]
+def jwks_kids(alg: str | None = "ES256") -> list[str]:
+    return [key["kid"] for key in keys.public_jwks()["keys"] if alg in (None, key["alg"])]
 
 
 # -- a fresh server -----------------------------------------------------------------------------
 
 
-def test_fresh_app_has_one_current_es256_key(key_app):
-    rows = list(SigningKey.select())
-    assert len(rows) == 1
-    key = rows[0]
-    assert (key.state, key.alg) == ("current", "ES256")
-    assert key.activated_at is not None and key.retired_at is None
-    assert keys.signing_key().kid == key.kid
-    assert key.public_jwk["kid"] == key.kid == jwt.thumbprint(key.public_jwk)
+def test_fresh_app_has_one_current_key_of_each_alg(key_app):
+    rows = sorted(SigningKey.select(), key=lambda k: k.alg)
+    assert [(key.state, key.alg) for key in rows] == [("current", "ES256"), ("current", "RS256")]
+    for key in rows:
+        assert key.activated_at is not None and key.retired_at is None
+        assert keys.signing_key(key.alg).kid == key.kid
+        assert key.public_jwk["kid"] == key.kid == jwt.thumbprint(key.public_jwk)
+    assert keys.signing_key().kid == rows[0].kid  # SIGNING_ALG: access tokens
+    assert sorted(jwks_kids(None)) == sorted(key.kid for key in rows)
 
 
 def test_signing_alg_rs256(make_app):
     app = ready(make_app(SIGNING_ALG="RS256"))
     with app.app_context():
-        [key] = SigningKey.select()
+        [key] = SigningKey.select().where(SigningKey.alg == "RS256")
         assert (key.state, key.alg) == ("current", "RS256")
         assert key.public_jwk["kty"] == "RSA"
         assert keys.signing_key().alg == "RS256"
@@ -88,7 +90,7 @@ def test_signing_alg_rs256(make_app):
 def test_init_app_is_idempotent(key_app):
     keys.init_app(key_app)
     keys.init_app(key_app)
-    assert SigningKey.select().count() == 1
+    assert SigningKey.select().count() == 2
 
 
 def test_unsupported_signing_alg_is_a_config_error(make_app):
@@ -203,14 +205,14 @@ def test_at_hash():
 def test_jwks_publishes_public_keys_only(key_app):
     keys.add_key("RS256")
     jwks = keys.public_jwks()
-    assert len(jwks["keys"]) == 2
-    assert jwks["keys"][0]["kid"] == keys.signing_key().kid
+    assert len(jwks["keys"]) == 3  # the current key of each alg first, then the standby
+    assert {k["kid"] for k in jwks["keys"][:2]} == {k.kid for k in keys.current_keys()}
     for key in jwks["keys"]:
         assert key["use"] == "sig" and key["alg"] in ("ES256", "RS256") and key["kid"]
         assert not set(PRIVATE_MEMBERS) & key.keys()
     assert "PRIVATE" not in json.dumps(jwks)
     jwks["keys"].clear()  # callers get a copy
-    assert len(keys.public_jwks()["keys"]) == 2
+    assert len(keys.public_jwks()["keys"]) == 3
 
 
 def test_add_creates_a_published_standby_that_does_not_sign(key_app):
@@ -247,17 +249,26 @@ def test_rotate_promotes_the_standby(key_app):
 
 def test_rotate_without_standby_creates_a_key_and_honours_alg(key_app):
     first = keys.signing_key().kid
+    first_rs = keys.signing_key("RS256").kid
     es_standby = keys.add_key("ES256")
-    rs = keys.rotate("RS256")  # no RS256 standby: a new key, the ES256 standby waits
+    rs = keys.rotate("RS256")  # only RS256: a new key, the ES256 key and standby wait
     assert rs.alg == "RS256" and rs.kid != es_standby.kid
-    assert states() == {first: "previous", es_standby.kid: "standby", rs.kid: "current"}
-    assert keys.signing_key().alg == "RS256"
-    token = keys.sign_jwt(claims())
-    assert parts(token)[0]["alg"] == "RS256" and keys.verify_jwt(token)["sub"] == "user-1"
-    assert keys.rotate().kid == es_standby.kid
+    assert states(None) == {
+        first: "current",
+        es_standby.kid: "standby",
+        first_rs: "previous",
+        rs.kid: "current",
+    }
+    assert keys.signing_key().kid == first  # access tokens keep SIGNING_ALG
+    token = keys.sign_jwt(claims(), alg="RS256")
+    assert parts(token)[0] == {"alg": "RS256", "kid": rs.kid, "typ": "JWT"}
+    assert keys.verify_jwt(token)["sub"] == "user-1"
+    assert keys.rotate().kid == es_standby.kid  # every alg: the standby, and a new RS256 key
+    assert keys.signing_key("RS256").kid not in (first_rs, rs.kid)
     fresh = keys.rotate()
     assert fresh.kid not in (first, es_standby.kid, rs.kid)
-    assert [k.state for k in SigningKey.select()].count("current") == 1
+    currents = [(k.alg, k.state) for k in SigningKey.select() if k.state == "current"]
+    assert sorted(currents) == [("ES256", "current"), ("RS256", "current")]
     with pytest.raises(keys.KeyServiceError, match="unsupported algorithm"):
         keys.rotate("PS256")
 
@@ -365,8 +376,9 @@ def test_concurrent_start_up_creates_one_current_key(make_app):
             SigningKey.delete().execute()
         assert _start_concurrently(apps) == []
         with apps[0].app_context():
-            assert [(k.state, k.alg) for k in SigningKey.select()] == [("current", "ES256")]
-            current = SigningKey.get().kid
+            found = sorted((k.state, k.alg) for k in SigningKey.select())
+            assert found == [("current", "ES256"), ("current", "RS256")]
+            current = SigningKey.get(SigningKey.alg == "ES256").kid
         for app in apps:
             with app.app_context():
                 assert keys.signing_key().kid == current

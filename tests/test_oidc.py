@@ -89,7 +89,7 @@ def test_old_tokens_verify_after_key_rotation(flow, app):
         != decode_jwt_unverified(tokens["access_token"])[0]["kid"]
     )
     jwks = flow.browser.get("/.well-known/jwks.json").get_json()
-    assert len(jwks["keys"]) == 2
+    assert len(jwks["keys"]) == 4  # ES256 and RS256 rotated together: current and previous
 
 
 def test_discovery_documents(client, app):
@@ -123,9 +123,11 @@ def test_jwks(client):
     response = client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert "max-age" in response.headers["Cache-Control"]
-    (key,) = response.get_json()["keys"]
-    assert key["use"] == "sig" and key["alg"] == "ES256" and key["kid"]
-    assert "d" not in key
+    published = response.get_json()["keys"]
+    assert sorted(key["alg"] for key in published) == ["ES256", "RS256"]  # one of each, always
+    for key in published:
+        assert key["use"] == "sig" and key["kid"]
+        assert not {"d", "p", "q"} & set(key)
 
 
 def test_protocol_endpoints_allow_browser_apps(client):

@@ -445,7 +445,7 @@ def _authorize_query(client_id: str, **overrides) -> str:
     "overrides",
     [
         {"response_type": "token"},
-        {"scope": "openid admin:everything"},
+        {"scope": "email admin:everything"},
         {"code_challenge_method": "plain"},
         {"prompt": "none"},  # nobody signed in: login_required, without any interaction
     ],

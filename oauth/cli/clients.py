@@ -81,11 +81,25 @@ def _echo_secret(secret: str) -> None:
 @click.option("--logo-uri", default="", help="Logo shown on the consent page (https).")
 @logout_options
 @click.option("--require-mfa", is_flag=True, help="Every sign-in needs a second factor.")
+@click.option(
+    "--id-token-alg",
+    type=click.Choice(clients.ID_TOKEN_ALGS),
+    help="id_token_signed_response_alg (default: RS256, the OpenID Connect default).",
+)
+@click.option(
+    "--no-require-pkce",
+    "pkce_optional",
+    is_flag=True,
+    help="Confidential clients only: accept requests without PKCE (OpenID ones need a nonce).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def clients_create(
-    name, redirect_uris, public, grant_types, client_uri, logo_uri, require_mfa, as_json, **logout
-):
+def clients_create(name, redirect_uris, public, grant_types, client_uri, logo_uri, **options):
     """Register a client and print its credentials (the secret is shown once)."""
+    metadata = {}
+    if options["id_token_alg"]:
+        metadata["id_token_signed_response_alg"] = options["id_token_alg"]
+    if options["pkce_optional"]:
+        metadata["require_pkce"] = False
     try:
         client, secret = clients.create_client(
             name,
@@ -94,12 +108,12 @@ def clients_create(
             grant_types=list(grant_types) or None,
             client_uri=client_uri,
             logo_uri=logo_uri,
-            metadata=_logout_metadata({}, logout),
-            require_mfa=require_mfa,
+            metadata=_logout_metadata(metadata, options),
+            require_mfa=options["require_mfa"],
         )
     except clients.ClientError as error:
         raise click.ClickException(error.message) from None
-    if as_json:
+    if options["as_json"]:
         _echo_json(clients.client_info(client, secret))
         return
     click.echo(f"Created {'public' if client.is_public else 'confidential'} client {client.name}.")

@@ -83,13 +83,15 @@ def keys_add(alg):
 
 
 @keys_cli.command("rotate")
-@click.option("--alg", help=f"{ALG_HELP}: promote a standby key of this alg, or create one.")
+@click.option("--alg", help=f"{ALG_HELP}: rotate only this alg (default: every alg together).")
 def keys_rotate(alg):
-    """Make the standby key (or a new key) the signing key; the old one stays published."""
+    """Make the standby key (or a new key) of each alg current; the old ones stay published."""
     key = _run(keys.rotate, _alg(alg))
+    for current in keys.current_keys():
+        click.echo(f"Key {current.kid} ({current.alg}) is now the current {current.alg} key.")
     click.echo(
-        f"Key {key.kid} ({key.alg}) is now the signing key; "
-        "running servers switch to it within 10 seconds."
+        f"Access tokens are signed with {key.kid} ({key.alg}); "
+        "running servers switch within 10 seconds."
     )
 
 

@@ -13,16 +13,16 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from authlib.common.urls import add_params_to_uri
 from flask import current_app, session
 from werkzeug.datastructures import MultiDict
 
 from oauth import audit
 from oauth.accounts import consents
-from oauth.protocol import pending, resources
+from oauth.protocol import oidc, pending, resources
 from oauth.protocol.assurance import needs_second_factor
+from oauth.protocol.responses import error_location, success_location  # used by web/consent
 from oauth.redirect_uris import LOOPBACK_HOSTS, redirect_uri_problem
-from oauth.registry import metadata_documents
+from oauth.registry import clients, metadata_documents
 from oauth.scopes import parse as parse_scope
 from oauth.scopes import unknown as unknown_scopes
 from oauth.security import lookup_key, random_token, sha256_hex
@@ -58,26 +58,6 @@ class RedirectError(Exception):
         return error_location(self.redirect_uri, self.error, self.description, self.state)
 
 
-def _issuer() -> str:
-    return current_app.config["ISSUER"]
-
-
-def error_location(redirect_uri: str, error: str, description: str, state: str | None) -> str:
-    params = [("error", error), ("error_description", description)]
-    if state is not None:
-        params.append(("state", state))
-    params.append(("iss", _issuer()))
-    return add_params_to_uri(redirect_uri, params)
-
-
-def success_location(redirect_uri: str, code: str, state: str | None) -> str:
-    params = [("code", code)]
-    if state is not None:
-        params.append(("state", state))
-    params.append(("iss", _issuer()))
-    return add_params_to_uri(redirect_uri, params)
-
-
 def validate_request(args: MultiDict) -> AuthorizationRequest:
     """Check a /oauth/authorize request and return it, not yet stored (``store`` does).
 
@@ -102,11 +82,12 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
         fail("invalid_request", f"Parameter '{overlong}' is longer than {limit} bytes.")
 
     _check_request_shape(args, client, fail)
-    scopes = parse_scope(args.get("scope")) or parse_scope(current_app.config["DEFAULT_SCOPE"])
-    bad = unknown_scopes(scopes)
-    if bad:
-        fail("invalid_scope", f"Unsupported scope: {' '.join(bad)}.")
-    challenge = _code_challenge(args, fail)
+    scopes = _scopes(args, redirect_uri_sent, fail)
+    try:
+        claims, expected_sub = oidc.parameters(args, scopes)
+    except oidc.ParameterError as error:
+        fail("invalid_request", str(error))
+    challenge = _code_challenge(args, client, scopes, fail)
     prompts, max_age = _prompt_and_max_age(args, fail)
     resource = args.get("resource")
     problem = resources.resource_problem(resource) if resource is not None else None
@@ -115,7 +96,7 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
     if resource == resources.default_audience():
         resource = None
     arrived = pending.arrival(args)
-    return AuthorizationRequest(
+    row = AuthorizationRequest(
         id=random_token(24),
         client=client,
         redirect_uri=redirect_uri,
@@ -130,9 +111,12 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
         max_age=max_age,
         login_hint=args.get("login_hint") or None,
         acr_values=args.get("acr_values") or None,
+        claims=claims,
         created_at=arrived,
         expires_at=arrived + dt.timedelta(seconds=int(current_app.config["AUTHORIZATION_TTL"])),
     )
+    row.expected_sub = expected_sub  # not stored: checked before the request is
+    return row
 
 
 def store(row: AuthorizationRequest, user: User) -> None:
@@ -196,8 +180,25 @@ def _check_request_shape(args: MultiDict, client, fail) -> None:
         fail("unauthorized_client", "This client may not use the authorization code grant.")
 
 
-def _code_challenge(args: MultiDict, fail) -> str:
+def _scopes(args: MultiDict, redirect_uri_sent: bool, fail) -> list[str]:
+    scopes = parse_scope(args.get("scope")) or parse_scope(current_app.config["DEFAULT_SCOPE"])
+    bad = unknown_scopes(scopes)
+    if bad and "openid" in scopes:  # Core §3.1.2.1: SHOULD ignore unknown scope values
+        scopes = [scope for scope in scopes if scope not in bad]
+    elif bad:
+        fail("invalid_scope", f"Unsupported scope: {' '.join(bad)}.")
+    if "openid" in scopes and not redirect_uri_sent:  # Core §3.1.2.1: never guessed
+        raise AuthorizationPageError("Invalid request", "redirect_uri is required (OpenID).")
+    return scopes
+
+
+def _code_challenge(args: MultiDict, client, scopes: list[str], fail) -> str:
     challenge = args.get("code_challenge")
+    if not challenge and not args.get("code_challenge_method") and clients.pkce_optional(client):
+        # OAuth 2.1 §7.5.1: without PKCE, an OpenID client's nonce protects the code.
+        if "openid" in scopes and not args.get("nonce"):
+            fail("invalid_request", "nonce is required when the request has no PKCE.")
+        return ""
     if not challenge:
         fail(
             "invalid_request",
@@ -321,8 +322,14 @@ def _remembered(row: AuthorizationRequest, user: User, prompts: set[str]) -> boo
     return (
         "consent" not in prompts
         and remembered_consent_may_answer(row.client, row.redirect_uri)
-        and consents.covers(user, row.client_id, row.scopes, resources.audience_of(row.resource))
+        and consents.covers(
+            user, row.client_id, _consent_scopes(row), resources.audience_of(row.resource)
+        )
     )
+
+
+def _consent_scopes(row: AuthorizationRequest) -> list[str]:
+    return oidc.consent_scopes(row.scopes, row.claims)
 
 
 def _finish(row: AuthorizationRequest, user: User | None, *, approved: bool) -> None:
@@ -357,7 +364,10 @@ def approve(row: AuthorizationRequest, user: User, *, remember: bool = True) -> 
         locked.save()
         if remember:
             consents.remember(
-                user, locked.client_id, locked.scopes, resources.audience_of(locked.resource)
+                user,
+                locked.client_id,
+                _consent_scopes(locked),
+                resources.audience_of(locked.resource),
             )
     return success_location(locked.redirect_uri, code, locked.state)
 

@@ -137,6 +137,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def _check_code_verifier(self, row: AuthorizationRequest) -> None:
         verifier = self.request.form.get("code_verifier")
+        if not row.code_challenge:  # a client registered with require_pkce=false sent none
+            if verifier:
+                raise InvalidGrantError("'code_verifier' without a code challenge.")
+            return
         if not verifier:
             raise InvalidGrantError("Missing 'code_verifier' (PKCE is required).")
         if not CODE_VERIFIER.match(verifier):
@@ -168,6 +172,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             auth_time=row.auth_time or int(time.time()),
             amr=row.amr or ["pwd"],
             browser_sid=row.browser_sid,
+            claims=row.claims,
         )
         context = _context(self, "authorization_code", session, session.scopes)
         token = issue.user_tokens(context, nonce=row.nonce)  # every hook, before any lock

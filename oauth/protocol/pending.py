@@ -36,6 +36,7 @@ CARRIED = (
     "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
     "code_challenge_method", "prompt", "max_age", "login_hint", "resource", "response_mode",
     "acr_values",
+    "claims", "id_token_hint",
 )  # fmt: skip
 ARRIVED = "portcullis_arrived"  # "<unix time>.<HMAC>" added to the sign-in redirect's request
 MAX_PENDING_PER_USER = 20

@@ -23,8 +23,10 @@ DEFAULT_CLIENT_NAME = "Unnamed app"
 DEFAULT_AUTH_METHOD = "client_secret_basic"  # RFC 7591 §2
 # client_credentials is refused: machine access needs a client grant made by an admin.
 SELF_SERVICE_GRANT_TYPES = ("authorization_code", "refresh_token")
-# Metadata we keep (in Client.metadata) and echo back, but never act on.
-EXTRA_FIELDS = ("scope", "contacts", "software_id", "software_version")
+# Metadata we keep (in Client.metadata) and echo back; only the ID token alg is acted on.
+EXTRA_FIELDS = (
+    "scope", "contacts", "software_id", "software_version", "id_token_signed_response_alg",
+)  # fmt: skip
 MAX_EXTRA_LENGTH = 2000
 MAX_CONTACTS = 10
 REGISTRATION_TOKEN_BYTES = 32  # 256 bits
@@ -45,7 +47,7 @@ def _plain_string(value: Any, field: str) -> str:
 
 def _extra_metadata(body: dict) -> dict:
     extras: dict[str, Any] = {}
-    for field in ("scope", "software_id", "software_version"):
+    for field in ("scope", "software_id", "software_version", "id_token_signed_response_alg"):
         if body.get(field) is not None:
             extras[field] = _plain_string(body[field], field)
     contacts = body.get("contacts")

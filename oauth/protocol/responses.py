@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 
 # Paths that answer clients in JSON, errors included (never an HTML page).
 JSON_PATHS = (
@@ -86,3 +87,26 @@ def invalid_token(description: str, *, presented: bool = True):
     """401 ``invalid_token``; without a presented token the challenge names no error (§3.1)."""
     challenge = bearer_challenge("invalid_token", description) if presented else bearer_challenge()
     return oauth_error(401, "invalid_token", description, {"WWW-Authenticate": challenge})
+
+
+# --- authorization responses (RFC 6749 §4.1.2, RFC 9207 iss) ---------------------------
+
+
+def _issuer() -> str:
+    return current_app.config["ISSUER"]
+
+
+def error_location(redirect_uri: str, error: str, description: str, state: str | None) -> str:
+    params = [("error", error), ("error_description", description)]
+    if state is not None:
+        params.append(("state", state))
+    params.append(("iss", _issuer()))
+    return add_params_to_uri(redirect_uri, params)
+
+
+def success_location(redirect_uri: str, code: str, state: str | None) -> str:
+    params = [("code", code)]
+    if state is not None:
+        params.append(("state", state))
+    params.append(("iss", _issuer()))
+    return add_params_to_uri(redirect_uri, params)

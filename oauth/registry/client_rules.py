@@ -19,6 +19,7 @@ REGISTRATION_TYPES = ("manual", "dynamic")
 MAX_NAME_LENGTH = 200
 MAX_REDIRECT_URIS = 20
 MAX_URI_LENGTH = 2048
+ID_TOKEN_ALGS = ("ES256", "RS256")  # tokens/jose.py SUPPORTED_ALGS (a test keeps them equal)
 MAX_CLIENT_ID_LENGTH = 255  # a UUID, or a metadata document URL (metadata_documents.py)
 
 
@@ -128,11 +129,20 @@ def clean_web_uri(value: Any, field: str) -> str:
     return value
 
 
-def clean_metadata(metadata: Any) -> dict:
+def clean_metadata(metadata: Any, public: bool = False) -> dict:
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise metadata_error("metadata must be a JSON object")
+    alg = metadata.get("id_token_signed_response_alg")
+    if alg is not None and alg not in ID_TOKEN_ALGS:
+        raise metadata_error(
+            f"unsupported id_token_signed_response_alg {alg!r} (use {' or '.join(ID_TOKEN_ALGS)})"
+        )
+    if metadata.get("require_pkce", True) is not True and (
+        metadata["require_pkce"] is not False or public
+    ):
+        raise metadata_error("require_pkce=false is only for confidential clients")
     try:
         # Round-trip so what is stored is exactly what will be read back (and not aliased).
         metadata = json.loads(json.dumps(metadata, allow_nan=False))

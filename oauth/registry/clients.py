@@ -15,6 +15,7 @@ from oauth.registry.client_rules import (  # noqa: F401  # the registry's public
     AUTH_METHODS,
     DEFAULT_GRANT_TYPES,
     GRANT_TYPES,
+    ID_TOKEN_ALGS,
     MAX_CLIENT_ID_LENGTH,
     MAX_NAME_LENGTH,
     MAX_REDIRECT_URIS,
@@ -39,6 +40,11 @@ UPDATABLE_FIELDS = frozenset(
         "token_endpoint_auth_method",
     }
 )
+
+
+def pkce_optional(client: Client) -> bool:
+    """A confidential client registered (by an admin) with ``require_pkce=false``."""
+    return not client.is_public and (client.metadata or {}).get("require_pkce") is False
 
 
 # --- the service -------------------------------------------------------------------------
@@ -72,7 +78,7 @@ def create_client(
     rules.check_combination(redirect_uris, grant_types, method)
     client_uri = rules.clean_web_uri(client_uri, "client_uri")
     logo_uri = rules.clean_web_uri(logo_uri, "logo_uri")
-    metadata = rules.clean_metadata(metadata)
+    metadata = rules.clean_metadata(metadata, public)
     if registration_type not in REGISTRATION_TYPES:
         raise rules.metadata_error(f"unknown registration type {registration_type!r}")
 
@@ -193,7 +199,7 @@ def _cleaned_changes(client: Client, fields: dict[str, Any]) -> dict[str, Any]:
         if field in fields:
             changes[field] = rules.clean_web_uri(fields[field], field)
     if "metadata" in fields:
-        changes["metadata"] = rules.clean_metadata(fields["metadata"])
+        changes["metadata"] = rules.clean_metadata(fields["metadata"], client.is_public)
     if "require_mfa" in fields:
         changes["require_mfa"] = bool(fields["require_mfa"])
     return changes
@@ -244,6 +250,10 @@ def client_info(client: Client, client_secret: str | None = None) -> dict[str, A
         if getattr(client, field):
             info[field] = getattr(client, field)
     info.update(logout_settings.describe(client))
+    alg = (client.metadata or {}).get("id_token_signed_response_alg")
+    info["id_token_signed_response_alg"] = alg or "RS256"
+    if pkce_optional(client):
+        info["require_pkce"] = False
     if client_secret is not None:
         info["client_secret"] = client_secret
         info["client_secret_expires_at"] = 0

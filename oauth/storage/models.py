@@ -223,6 +223,7 @@ class AuthorizationRequest(BaseModel):
     amr = JSONField(default=list)
     session_id = peewee.CharField(max_length=36, null=True)  # the OAuth session the code created
     browser_sid = peewee.CharField(max_length=64, null=True)  # the browser session's OIDC sid
+    claims = JSONField(null=True)  # the OIDC ``claims`` request (protocol/oidc.py), if any
     created_at = peewee.DateTimeField(default=utcnow)
     expires_at = peewee.DateTimeField()
 
@@ -258,6 +259,7 @@ class OAuthSession(BaseModel):
     audience = peewee.CharField(max_length=2048)
     auth_time = peewee.IntegerField()
     amr = JSONField(default=list)
+    claims = JSONField(null=True)  # the OIDC ``claims`` request of its authorization
     created_at = peewee.DateTimeField(default=utcnow)
     last_used_at = peewee.DateTimeField(default=utcnow)
     revoked_at = peewee.DateTimeField(null=True)

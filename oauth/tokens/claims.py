@@ -23,6 +23,17 @@ def assurance_level(amr) -> str:
     return AAL2 if SECOND_FACTOR_METHODS.intersection(amr or ()) else AAL1
 
 
+# The claims a ``claims`` request (OIDC Core §5.5) may ask for, and the scope each belongs to
+# (None: no scope; released as the token type says, acr and amr by the second-factor code).
+CLAIM_SCOPES = {
+    "sub": None, "auth_time": None, "acr": None, "amr": None,
+    "email": "email", "email_verified": "email",
+    "phone_number": "phone", "phone_number_verified": "phone",
+    "name": "profile", "picture": "profile", "preferred_username": "profile",
+    "updated_at": "profile",
+}  # fmt: skip
+
+
 def _is_https_url(value) -> bool:
     return isinstance(value, str) and value.lower().startswith("https://") and len(value) <= 2048
 
@@ -99,6 +110,16 @@ def scope_claims(user: User, scopes: list[str]) -> dict:
     return claims
 
 
+def requested_claims(user: User, claims_request: dict | None, target: str) -> dict:
+    """The claims a ``claims`` request asks for in ``target`` ("id_token" or "userinfo") that
+    the user has. The consent covered their scopes (protocol/oidc.consent_scopes); a
+    ``value``/``values`` does not change what is true, so it does not change the answer."""
+    names = (claims_request or {}).get(target) or {}
+    scopes = sorted({CLAIM_SCOPES[name] for name in names if CLAIM_SCOPES.get(name)})
+    available = scope_claims(user, scopes)
+    return {name: available[name] for name in names if name in available}
+
+
 def id_token_claims(
     *,
     user: User,
@@ -110,6 +131,7 @@ def id_token_claims(
     now: int,
     sid: str | None = None,
     amr: list[str] | None = None,
+    claims_request: dict | None = None,
 ) -> dict:
     claims = {
         "iss": current_app.config["ISSUER"],
@@ -127,8 +149,10 @@ def id_token_claims(
     if sid:
         claims["sid"] = sid  # the browser session's OIDC sid (back-channel logout)
     claims.update(scope_claims(user, scopes))
+    claims.update(requested_claims(user, claims_request, "id_token"))
     return claims
 
 
-def userinfo_claims(user: User, scopes: list[str]) -> dict:
-    return {"sub": user.id, **scope_claims(user, scopes)}
+def userinfo_claims(user: User, scopes: list[str], claims_request: dict | None = None) -> dict:
+    requested = requested_claims(user, claims_request, "userinfo")
+    return {"sub": user.id, **scope_claims(user, scopes), **requested}

@@ -68,8 +68,14 @@ def id_token_claims(
         now=now,
         sid=context.session.browser_sid if context.session else None,
         amr=context.session.amr if context.session else None,
+        claims_request=context.session.claims if context.session else None,
     )
     return plugin_host().customize_id_token(claims, context)
+
+
+def id_token_alg(client) -> str:
+    """The client's registered ``id_token_signed_response_alg``; RS256 (OIDC's default)."""
+    return (client.metadata or {}).get("id_token_signed_response_alg") or "RS256"
 
 
 def _bearer(claims: dict, now: int, scopes: list[str]) -> dict:
@@ -101,7 +107,8 @@ def user_tokens(context: TokenContext, *, nonce: str | None = None) -> dict:
         id_claims = id_token_claims(
             context, now, nonce=nonce, access_token=response["access_token"]
         )
-        response["id_token"] = keys.sign_jwt(id_claims, typ=ID_TOKEN_TYP)
+        alg = id_token_alg(context.client)
+        response["id_token"] = keys.sign_jwt(id_claims, typ=ID_TOKEN_TYP, alg=alg)
     return response
 
 

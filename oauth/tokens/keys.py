@@ -1,7 +1,10 @@
 """The signing-key service over ``SigningKey``: rotation, JWKS, and a per-process key cache.
 
-States: ``standby`` (published, not signing) -> ``current`` (exactly one; signs) ->
-``previous`` (published, still verifies) -> ``revoked`` (unpublished, no longer verifies).
+States: ``standby`` (published, not signing) -> ``current`` (exactly one per algorithm;
+signs) -> ``previous`` (published, still verifies) -> ``revoked`` (unpublished, no longer
+verifies). A current key of every supported algorithm (ES256, RS256) always exists: access
+tokens are signed with ``SIGNING_ALG``'s, ID tokens with the client's
+``id_token_signed_response_alg`` (RS256 by default), and ``rotate`` turns them all over.
 
 Every worker caches the keys for ``KEYS_REFRESH_SECONDS`` (default 5), so a rotation made
 elsewhere (the CLI, another worker) is picked up within that time; a token whose ``kid`` is
@@ -15,10 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import threading
-import time
-from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
 
@@ -28,18 +27,13 @@ from oauth.storage.db import connection, database, is_sqlite, write_transaction
 from oauth.storage.models import SigningKey, utcnow
 from oauth.tokens import jose as jwt
 from oauth.tokens import key_encryption
+from oauth.tokens.key_cache import CURRENT, PREVIOUS, REVOKED, STANDBY, KeyCache, Snapshot
 from oauth.tokens.key_encryption import KeyEncryptionError
 
 log = logging.getLogger(__name__)
 
-STANDBY = "standby"
-CURRENT = "current"
-PREVIOUS = "previous"
-REVOKED = "revoked"
-PUBLISHED_STATES = (CURRENT, STANDBY, PREVIOUS)
-
+__all__ = ["CURRENT", "PREVIOUS", "REVOKED", "STANDBY"]
 EXTENSION = "portcullis.keys"
-UNKNOWN_KID_RELOAD_INTERVAL = 1.0
 # "portkeys": serialises key state changes across processes on PostgreSQL (SQLite is
 # serialised by BEGIN IMMEDIATE). Distinct from the migrations lock.
 ADVISORY_LOCK_KEY = 0x706F72746B657973
@@ -49,116 +43,11 @@ class KeyServiceError(Exception):
     """A key operation that cannot be done; the message is safe to show to an operator."""
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    current: jwt.KeyMaterial | None
-    verification: dict[str, jwt.KeyMaterial]
-    jwks: tuple[dict, ...]
-    loaded_at: float
-
-
-@dataclass
-class _KeyCache:
-    """Per-app cache. Readers take ``snapshot`` without locking; reloads are serialised."""
-
-    snapshot: _Snapshot | None = None
-    generation: int = 0
-    last_forced: float = -math.inf
-    materials: dict[str, jwt.KeyMaterial] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self, refresh: float) -> _Snapshot:
-        snap = self.snapshot
-        if snap is not None and time.monotonic() - snap.loaded_at < refresh:
-            return snap
-        if snap is not None:
-            # Another thread is already reloading: its keys are at most a moment fresher.
-            if not self.lock.acquire(blocking=False):
-                return snap
-        else:
-            self.lock.acquire()
-        try:
-            latest = self.snapshot
-            if (
-                latest is not None
-                and latest is not snap
-                and time.monotonic() - latest.loaded_at < refresh
-            ):
-                return latest
-            return self._reload()
-        finally:
-            self.lock.release()
-
-    def force_reload(self) -> _Snapshot | None:
-        """Reload now unless a forced reload happened less than a second ago (then None)."""
-        with self.lock:
-            now = time.monotonic()
-            if now - self.last_forced < UNKNOWN_KID_RELOAD_INTERVAL:
-                return None
-            self.last_forced = now
-            return self._reload()
-
-    def invalidate(self) -> None:
-        self.generation += 1
-        self.snapshot = None
-
-    def load_strict(self) -> _Snapshot:
-        """Reload now; a key that does not decrypt raises KeyEncryptionError (start-up)."""
-        with self.lock:
-            return self._reload(strict=True)
-
-    def _material(self, row: SigningKey, strict: bool) -> jwt.KeyMaterial:
-        material = self.materials.get(row.kid)
-        known = material is not None and material.alg == row.alg
-        if known and (material.can_sign or not row.private_pem):
-            return material  # decrypted once, reused by every later reload
-        try:
-            private_pem = key_encryption.open_private_key(row)
-        except KeyEncryptionError as error:
-            if strict:
-                raise
-            # Verification needs only the public half; signing with it fails clearly.
-            log.error("%s (key %s verifies only)", error, row.kid)
-            private_pem = None
-        return jwt.KeyMaterial(row.kid, row.alg, private_pem, row.public_jwk)
-
-    def _reload(self, strict: bool = False) -> _Snapshot:
-        generation = self.generation
-        rows = list(
-            SigningKey.select()
-            .where(SigningKey.state.in_(PUBLISHED_STATES))
-            .order_by(SigningKey.created_at, SigningKey.kid)
-        )
-        materials = {row.kid: self._material(row, strict) for row in rows}
-        self.materials = materials
-
-        current = next((materials[r.kid] for r in rows if r.state == CURRENT), None)
-        standby = [r for r in rows if r.state == STANDBY]
-        previous = sorted(
-            (r for r in rows if r.state == PREVIOUS),
-            key=lambda r: r.retired_at or r.created_at,
-            reverse=True,
-        )
-        ordered = [r for r in rows if r.state == CURRENT] + standby + previous
-        loaded_at = time.monotonic()
-        if generation != self.generation:
-            # Invalidated while we were reading: keep the result for this caller only.
-            loaded_at = -math.inf
-        snap = _Snapshot(
-            current=current,
-            verification={r.kid: materials[r.kid] for r in ordered},
-            jwks=tuple(materials[r.kid].public_jwk for r in ordered),
-            loaded_at=loaded_at,
-        )
-        self.snapshot = snap
-        return snap
-
-
-def _cache(app: Flask | None = None) -> _KeyCache:
+def _cache(app: Flask | None = None) -> KeyCache:
     app = app or current_app._get_current_object()
     cache = app.extensions.get(EXTENSION)
     if cache is None:
-        cache = app.extensions.setdefault(EXTENSION, _KeyCache())
+        cache = app.extensions.setdefault(EXTENSION, KeyCache())
     return cache
 
 
@@ -217,25 +106,31 @@ def _open_keys_or_stop(app: Flask, alg: str) -> None:
             with _key_lock():
                 sealed = key_encryption.encrypt_plaintext_keys()
             log.warning("encrypted %d signing keys stored in plaintext", len(sealed))
-        if ensure_current_key() is not None:
-            log.info("created the first signing key (%s)", alg)
+        for key in ensure_current_keys():
+            log.info("created a current %s signing key", key.alg)
         cache.invalidate()
         cache.get(_refresh_seconds())
     except KeyEncryptionError as error:
         raise ConfigError(str(error)) from None
 
 
-def ensure_current_key() -> SigningKey | None:
-    """Make sure one current key exists; returns the key it had to create or promote, else None."""
-    if SigningKey.select().where(SigningKey.state == CURRENT).exists():
-        return None
+def _missing_algs() -> list[str]:
+    present = {
+        row.alg for row in SigningKey.select(SigningKey.alg).where(SigningKey.state == CURRENT)
+    }
+    return [alg for alg in jwt.SUPPORTED_ALGS if alg not in present]
+
+
+def ensure_current_keys() -> list[SigningKey]:
+    """Make sure each supported algorithm has a current key; returns the keys it had to
+    create or promote (none usually)."""
+    if not _missing_algs():
+        return []
     with _key_lock():
         # Re-check under the lock: another worker may have won the race.
-        if SigningKey.select().where(SigningKey.state == CURRENT).exists():
-            return None
-        key = _rotate_locked(None)
+        made = [_rotate_locked(alg) for alg in _missing_algs()]
     _cache().invalidate()
-    return key
+    return made
 
 
 @contextlib.contextmanager
@@ -250,18 +145,19 @@ def _key_lock():
 # -- reading ----------------------------------------------------------------------------------
 
 
-def _snapshot() -> _Snapshot:
+def _snapshot() -> Snapshot:
     return _cache().get(_refresh_seconds())
 
 
-def signing_key() -> jwt.KeyMaterial:
-    """The current signing key (cached; creates one when the table has none)."""
-    current = _snapshot().current
+def signing_key(alg: str | None = None) -> jwt.KeyMaterial:
+    """The current key of ``alg`` (default: SIGNING_ALG); cached, created when missing."""
+    alg = _check_alg(alg) if alg else _default_alg()
+    current = _snapshot().current.get(alg)
     if current is None:
-        ensure_current_key()
-        current = _snapshot().current
+        ensure_current_keys()
+        current = _snapshot().current.get(alg)
         if current is None:
-            raise KeyServiceError("no current signing key: run `flask keys rotate`")
+            raise KeyServiceError(f"no current {alg} signing key: run `flask keys rotate`")
     if not current.can_sign:
         raise KeyServiceError(f"signing key {current.kid} does not decrypt: see the log")
     return current
@@ -277,9 +173,9 @@ def public_jwks() -> dict:
     return {"keys": [dict(key) for key in _snapshot().jwks]}
 
 
-def sign_jwt(claims: dict, *, typ: str = "JWT") -> str:
-    """Sign ``claims`` with the current key."""
-    return signing_key().sign(claims, typ=typ)
+def sign_jwt(claims: dict, *, typ: str = "JWT", alg: str | None = None) -> str:
+    """Sign ``claims`` with the current key of ``alg`` (default: SIGNING_ALG)."""
+    return signing_key(alg).sign(claims, typ=typ)
 
 
 def verify_jwt(token: str, *, typ: str | None = None, allow_expired: bool = False) -> dict:
@@ -309,15 +205,16 @@ def _new_key(alg: str, state: str, now) -> SigningKey:
     )
 
 
-def _rotate_locked(alg: str | None) -> SigningKey:
+def _rotate_locked(alg: str) -> SigningKey:
+    """Retire the current key of ``alg``; its oldest standby key, or a new one, signs now."""
     now = utcnow()
-    query = SigningKey.select().where(SigningKey.state == STANDBY)
-    if alg is not None:
-        query = query.where(SigningKey.alg == alg)
+    query = SigningKey.select().where((SigningKey.state == STANDBY) & (SigningKey.alg == alg))
     key = query.order_by(SigningKey.created_at, SigningKey.kid).first()
-    SigningKey.update(state=PREVIOUS, retired_at=now).where(SigningKey.state == CURRENT).execute()
+    SigningKey.update(state=PREVIOUS, retired_at=now).where(
+        (SigningKey.state == CURRENT) & (SigningKey.alg == alg)
+    ).execute()
     if key is None:
-        return _new_key(alg or _default_alg(), CURRENT, now)
+        return _new_key(alg, CURRENT, now)
     key.state = CURRENT
     key.activated_at = now
     key.save()
@@ -335,22 +232,24 @@ def add_key(alg: str | None = None, *, actor_id: str | None = None) -> SigningKe
 
 
 def rotate(alg: str | None = None, *, actor_id: str | None = None) -> SigningKey:
-    """Make the oldest standby key (of ``alg``, when given) current, or a new key; the old one
-    becomes previous. Takes effect at once here, and in other processes within the cache time."""
-    if alg:
-        _check_alg(alg)
+    """Rotate every algorithm together (only ``alg``, when given): its oldest standby key, or
+    a new key, becomes current and the old one previous. Returns the new key of ``alg``, else
+    of SIGNING_ALG. Takes effect at once here, and in other processes within the cache time."""
+    algs = [_check_alg(alg)] if alg else list(jwt.SUPPORTED_ALGS)
+    made = {}
     with _key_lock():
-        old = SigningKey.select(SigningKey.kid).where(SigningKey.state == CURRENT).first()
-        key = _rotate_locked(alg or None)
-        audit.record(
-            "key.rotated",
-            user_id=actor_id,
-            kid=key.kid,
-            alg=key.alg,
-            previous_kid=old.kid if old else None,
-        )
+        for each in algs:
+            old = SigningKey.select(SigningKey.kid).where(
+                (SigningKey.state == CURRENT) & (SigningKey.alg == each)
+            )
+            old = old.first()
+            made[each] = key = _rotate_locked(each)
+            audit.record(
+                "key.rotated", user_id=actor_id, kid=key.kid, alg=key.alg,
+                previous_kid=old.kid if old else None,
+            )  # fmt: skip
     _cache().invalidate()
-    return key
+    return made[alg or _default_alg()]
 
 
 def revoke(kid: str, *, actor_id: str | None = None) -> SigningKey:
@@ -372,6 +271,11 @@ def revoke(kid: str, *, actor_id: str | None = None) -> SigningKey:
             audit.record("key.revoked", user_id=actor_id, kid=key.kid, alg=key.alg)
     _cache().invalidate()
     return key
+
+
+def current_keys() -> list[SigningKey]:
+    """The current key of each algorithm."""
+    return list(SigningKey.select().where(SigningKey.state == CURRENT).order_by(SigningKey.alg))
 
 
 def list_keys() -> list[SigningKey]:

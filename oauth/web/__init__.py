@@ -50,6 +50,9 @@ def register_blueprints(app: Flask) -> None:
     app.extensions["portcullis.csrf"].exempt(protocol.bp)
     # Relying parties POST logout requests; our confirmation form checks its own CSRF token.
     app.extensions["portcullis.csrf"].exempt(logout.bp)
+    # A form POST to /oauth/authorize (OIDC Core §3.1.2.1) comes from the client's page, as
+    # a GET does: it changes nothing by itself; the consent decision keeps its CSRF check.
+    app.extensions["portcullis.csrf"].exempt(consent.authorize)
     errors.register(app)
 
     @app.context_processor

@@ -78,6 +78,16 @@ class ClientForm(Form):
         "Require a second factor (every sign-in for this client: authenticator app or passkey)",
         default=False,
     )
+    id_token_alg = SelectField(
+        "ID token signature (id_token_signed_response_alg)",
+        choices=[choice("", "Default (RS256)")] + [choice(alg) for alg in SUPPORTED_ALGS],
+        default="",
+    )
+    pkce_optional = BooleanField(
+        "Do not require PKCE (confidential clients only: then every OpenID request must "
+        "carry a nonce; for clients that cannot send PKCE, such as the conformance suite)",
+        default=False,
+    )
 
 
 class ClientCreateForm(ClientForm):

@@ -8,8 +8,9 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from oauth.protocol import authorize as authorization
-from oauth.protocol import resources
+from oauth.protocol import oidc, resources
 from oauth.protocol.authorize import AuthorizationPageError, RedirectError
+from oauth.protocol.responses import error_location
 from oauth.ratelimit.requests import limit_metadata_fetches, limit_per_ip
 from oauth.registry import metadata_documents
 from oauth.scopes import describe
@@ -32,13 +33,17 @@ def _anonymous() -> bool:
     return not current_user.is_authenticated
 
 
-@bp.route("/authorize", methods=["GET"])
+@bp.route("/authorize", methods=["GET", "POST"])
 @limit_per_ip("AUTHORIZE_RATE_LIMIT", methods=("GET", "POST"), when=_anonymous)
 @limit_metadata_fetches
 def authorize():
+    # OIDC Core §3.1.2.1: a form POST is the same request as a GET with that query.
+    args = request.form if request.method == "POST" else request.args
     user = _user()
     try:
-        row = authorization.validate_request(request.args)
+        row = authorization.validate_request(args)
+        if user is not None and row.expected_sub not in (None, user.id):
+            return _other_user_expected(row, args)
         if user is not None:
             with write_transaction():
                 authorization.store(row, user)
@@ -48,9 +53,21 @@ def authorize():
         return redirect(error.location())
     if user is None:
         # Nothing is stored for an anonymous browser: the sign-in page sends it back here.
-        resume = url_for("oauth.authorize") + "?" + authorization.resume_query(request.args, row)
+        resume = url_for("oauth.authorize") + "?" + authorization.resume_query(args, row)
         return _continue(row, next_path=resume)
     return _continue(row)
+
+
+def _other_user_expected(row, args):
+    """id_token_hint (or a requested sub) names someone else than the signed-in user: that
+    user must sign in (prompt=none: login_required); nothing is stored meanwhile."""
+    if "none" in (row.prompt or "").split():
+        description = "The signed-in user is not the one the request names."
+        if authorization.untrusted(row.client):
+            return _page_error(AuthorizationPageError("Sign-in needed", description))
+        return redirect(error_location(row.redirect_uri, "login_required", description, row.state))
+    resume = url_for("oauth.authorize") + "?" + authorization.resume_query(args, row)
+    return redirect(url_for("auth.login", next=resume, reauth="1"))
 
 
 def _continue(row, *, render_consent: bool = False, next_path: str | None = None):
@@ -80,7 +97,7 @@ def _continue(row, *, render_consent: bool = False, next_path: str | None = None
         request_row=row,
         client=client,
         document_host=metadata_documents.host_of(client),
-        scopes=describe(row.scopes),
+        scopes=describe(oidc.consent_scopes(row.scopes, row.claims)),
         api_name=resources.api_name(row.resource) if row.resource else None,
         redirect_host=_host(row.redirect_uri),
     )

@@ -39,10 +39,13 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         code = error.code or 500
+        # RFC 9110 §15.5.6: a 405 names the methods the resource does allow.
+        headers = {k: v for k, v in error.get_headers() if k == "Allow"}
         if request.path.startswith(JSON_PATHS):
             error_code = {405: "invalid_request", 429: "slow_down"}.get(code, "invalid_request")
             if code >= 500:
                 error_code = "server_error"
-            return oauth_error(code, error_code, MESSAGES.get(code, error.name))
+            return oauth_error(code, error_code, MESSAGES.get(code, error.name), headers)
         message = MESSAGES.get(code, error.description)
-        return render_template("error.html", code=code, title=error.name, message=message), code
+        page = render_template("error.html", code=code, title=error.name, message=message)
+        return page, code, headers

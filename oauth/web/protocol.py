@@ -109,7 +109,9 @@ def userinfo():
         )  # fmt: skip
     try:
         claims = plugin_host().userinfo_claims(
-            userinfo_claims(verified.user, verified.scopes), verified.user, verified.scopes
+            userinfo_claims(verified.user, verified.scopes, verified.session.claims),
+            verified.user,
+            verified.scopes,
         )
     except PluginError as failure:
         return _plugin_failed(failure)

@@ -44,7 +44,7 @@ def metadata() -> dict:
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_supported": CLAIMS_SUPPORTED,
         "acr_values_supported": ["aal1", "aal2"],
-        "claims_parameter_supported": False,
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,

@@ -45,6 +45,18 @@ def _show_logout_fields(form, client: Client) -> None:
     form.logout_revokes_tokens.data = logout_settings.revokes_tokens(client)
 
 
+def _oidc_metadata(form, metadata: dict) -> dict:
+    """The form's ID token algorithm and PKCE choice, as the client metadata keeps them."""
+    metadata = dict(metadata)
+    metadata.pop("id_token_signed_response_alg", None)
+    metadata.pop("require_pkce", None)
+    if form.id_token_alg.data:
+        metadata["id_token_signed_response_alg"] = form.id_token_alg.data
+    if form.pkce_optional.data:
+        metadata["require_pkce"] = False
+    return metadata
+
+
 def client_new():
     form = ClientCreateForm()
     problem = None
@@ -57,7 +69,7 @@ def client_new():
                 grant_types=form.grant_types.data,
                 client_uri=(form.client_uri.data or "").strip(),
                 logo_uri=(form.logo_uri.data or "").strip(),
-                metadata=_with_logout_fields(form, {}),
+                metadata=_oidc_metadata(form, _with_logout_fields(form, {})),
                 require_mfa=form.require_mfa.data,
                 actor_id=actor(),
             )
@@ -80,6 +92,8 @@ def client_edit(client_id: str):
         }
         form.metadata.data = json.dumps(others, indent=2, sort_keys=True)
         _show_logout_fields(form, client)
+        form.id_token_alg.data = (client.metadata or {}).get("id_token_signed_response_alg", "")
+        form.pkce_optional.data = clients.pkce_optional(client)
     problem = None
     if form.validate_on_submit():
         try:
@@ -96,7 +110,7 @@ def client_edit(client_id: str):
                     grant_types=form.grant_types.data,
                     client_uri=(form.client_uri.data or "").strip(),
                     logo_uri=(form.logo_uri.data or "").strip(),
-                    metadata=_with_logout_fields(form, metadata),
+                    metadata=_oidc_metadata(form, _with_logout_fields(form, metadata)),
                     require_mfa=form.require_mfa.data,
                 )
             except clients.ClientError as error:

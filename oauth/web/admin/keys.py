@@ -48,7 +48,8 @@ def keys_rotate():
     key = _key_action("rotate", lambda alg: keys.rotate(alg, actor_id=actor()))
     if key is not None:
         flash(
-            f"Key {key.kid} ({key.alg}) is now the signing key; the old one stays published.",
+            f"Key {key.kid} ({key.alg}) is now the signing key; every algorithm's key turns "
+            "over together (unless one was chosen) and the old ones stay published.",
             "success",
         )
     return redirect(url_for("admin.keys_list"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import render_template
+from flask import current_app, render_template
 
 from oauth import audit
 from oauth.accounts import consents
@@ -15,7 +15,9 @@ from oauth.web.admin.plugins import loaded_plugins
 
 def index():
     since = utcnow() - dt.timedelta(days=1)
-    current_key = SigningKey.get_or_none(SigningKey.state == keys.CURRENT)
+    current_key = SigningKey.get_or_none(  # the access-token key (there is one per alg)
+        (SigningKey.state == keys.CURRENT) & (SigningKey.alg == current_app.config["SIGNING_ALG"])
+    )
     counts = {
         "users": User.select().count(),
         "admins": User.select().where(User.is_admin).count(),
