@@ -8,7 +8,6 @@ import json
 
 from flask import Blueprint, abort, flash, jsonify, redirect, request, url_for
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms.validators import DataRequired
 
@@ -24,11 +23,12 @@ from oauth.ratelimit.requests import limit_per_ip
 from oauth.security import safe_next_path
 from oauth.storage.models import User
 from oauth.tokens.claims import WEBAUTHN_METHOD
+from oauth.web.forms import Form
 
 bp = Blueprint("passkeys", __name__)
 
 
-class PasskeyRemoveForm(FlaskForm):
+class PasskeyRemoveForm(Form):
     current_password = PasswordField("Confirm with your password", validators=[DataRequired()])
 
 
