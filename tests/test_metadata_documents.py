@@ -9,7 +9,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from oauth.registry import metadata_documents, safe_fetch
+from oauth import outbound
+from oauth.registry import metadata_documents
 from oauth.storage.db import database, write_transaction
 from oauth.storage.models import AuditEvent, Client, Consent
 from tests.conftest import csrf_token_from
@@ -117,7 +118,7 @@ def test_private_and_loopback_addresses_are_refused_by_default(client, docs, hos
 
 
 def test_address_rules():
-    problem = safe_fetch.address_problem
+    problem = outbound.address_problem
     assert problem("8.8.8.8") is None and problem("2606:4700:4700::1111") is None
     for address in ("127.0.0.1", "10.0.0.1", "192.168.1.1", "172.16.0.1", "169.254.169.254"):
         assert problem(address), address

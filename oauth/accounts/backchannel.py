@@ -20,8 +20,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, after_this_request, current_app, g, has_request_context
 
-from oauth import audit
-from oauth.accounts.backchannel_http import DeliveryError, post_form
+from oauth import audit, outbound
 from oauth.registry import logout_settings
 from oauth.storage.db import database, for_update, write_transaction
 from oauth.storage.deliveries import BackchannelLogout
@@ -37,6 +36,11 @@ RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 3600
 RETRY_CHECK_SECONDS = 30
 BATCH = 20
+MAX_ANSWER_BYTES = 64 * 1024  # the answer is not used; a bigger one is a broken receiver
+DELIVERY_HEADERS = {
+    "Content-Type": "application/x-www-form-urlencoded",
+    "Cache-Control": "no-store",
+}
 
 
 # --- enqueueing (in the caller's transaction) --------------------------------------------
@@ -204,15 +208,19 @@ def _attempt(row: BackchannelLogout, client: Client) -> str | None:
     body = urlencode({"logout_token": logout_token(client, row.sub, row.sid)}).encode()
     config = current_app.config
     try:
-        status = post_form(
+        answer = outbound.request(
+            "POST",
             uri,
-            body,
+            body=body,
+            headers=DELIVERY_HEADERS,
             timeout=float(config["BACKCHANNEL_LOGOUT_TIMEOUT"]),
+            max_bytes=MAX_ANSWER_BYTES,
+            https_only=False,  # logout_settings decides which schemes a client may register
             allow_private=bool(config["FETCH_ALLOW_PRIVATE_ADDRESSES"]),
         )
-    except DeliveryError as error:
+    except outbound.OutboundError as error:  # its message names no token: safe to audit
         return str(error)
-    return None if 200 <= status < 300 else f"answered status {status}"
+    return None if 200 <= answer.status < 300 else f"answered status {answer.status}"
 
 
 def _record(row: BackchannelLogout, error: str | None) -> str:

@@ -2,7 +2,7 @@
 
 A ``client_id`` that is an ``https://`` URL names a JSON document the client hosts there: its
 ``client_name``, ``redirect_uris``, ``logo_uri``, ``grant_types``... The document is fetched
-(``safe_fetch.get``: https only, public addresses only, no redirects, bounded size and time),
+(``oauth.outbound``: https only, public addresses only, no redirects, bounded size and time),
 checked (its ``client_id`` must be the URL, exactly; a public client: no secret, auth method
 ``none``), and kept as a ``Client`` row (``registration_type = "metadata_document"``) until its
 HTTP caching headers say it is stale (``metadata_expires_at``, bounded below and above). The
@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import peewee
 from flask import current_app
 
-from oauth import audit
-from oauth.registry import client_rules, clients, safe_fetch
+from oauth import audit, outbound
+from oauth.registry import client_rules, clients
 from oauth.registry.cache import invalidates
 from oauth.storage.db import database, for_update, write_transaction
 from oauth.storage.models import Client, utcnow
@@ -34,6 +34,7 @@ from oauth.storage.models import Client, utcnow
 REGISTRATION_TYPE = "metadata_document"
 MAX_URL_LENGTH = 255  # the client_id column (migration 0019)
 MAX_DOCUMENT_BYTES = 16 * 1024  # a metadata document is a few hundred bytes
+USER_AGENT = "Portcullis (client metadata fetcher)"
 FETCH_TIMEOUT = 5.0  # seconds, the whole fetch: resolution, connection, TLS, answer
 MIN_CACHE_SECONDS = 60  # even "no-store": the document is not fetched on every request
 MAX_CACHE_SECONDS = 24 * 3600  # a changed or withdrawn document is seen within a day
@@ -111,23 +112,36 @@ def resolve(client_id: Any) -> Client | None:
         return client
     if database.transaction_depth() > 0:
         raise RuntimeError("a metadata document is never fetched inside a transaction")
-    try:
-        answer = safe_fetch.get(
-            client_id,
-            timeout=FETCH_TIMEOUT,
-            max_bytes=MAX_DOCUMENT_BYTES,
-            allow_private=bool(current_app.config["FETCH_ALLOW_PRIVATE_ADDRESSES"]),
-        )
-    except safe_fetch.FetchError as error:
-        raise MetadataDocumentError(
-            f"The client metadata document was not fetched: {error}."
-        ) from None
+    answer = fetch(client_id)
     fields = parse(client_id, answer.body)
     expires = utcnow() + dt.timedelta(seconds=cache_seconds(answer.headers))
     try:
         return _store(client_id, fields, expires)
     except peewee.IntegrityError:  # another worker stored it first: update that row
         return _store(client_id, fields, expires)
+
+
+def fetch(client_id: str) -> outbound.Response:
+    """GET the document (the caller holds no transaction); its 200 answer, else an error."""
+    host = urlsplit(client_id).hostname
+    try:
+        answer = outbound.request(
+            "GET",
+            client_id,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=FETCH_TIMEOUT,
+            max_bytes=MAX_DOCUMENT_BYTES,
+            allow_private=bool(current_app.config["FETCH_ALLOW_PRIVATE_ADDRESSES"]),
+        )
+        if 300 <= answer.status < 400:
+            problem = f"{host} answered a redirect ({answer.status}); redirects are not followed"
+        elif answer.status != 200:
+            problem = f"{host} answered status {answer.status}"
+        else:
+            return answer
+    except outbound.OutboundError as error:
+        problem = str(error)
+    raise MetadataDocumentError(f"The client metadata document was not fetched: {problem}.")
 
 
 def cache_seconds(headers, now: dt.datetime | None = None) -> int:

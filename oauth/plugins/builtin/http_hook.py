@@ -9,29 +9,23 @@ or ``whsec_<base64>``). The endpoint answers ``{"claims": {...}}`` (merged into 
 never followed, so the signed payload goes nowhere else) or a malformed answer fails the token
 request with ``server_error``: the hook fails closed.
 
-The timeout bounds the whole call: connecting, sending and reading the complete answer. A
-watchdog shuts the socket down at the deadline, so a server that dribbles its answer a byte at
-a time is cut off like one that never answers. (Name resolution is not covered: Python's
-resolver cannot be interrupted; point the hook at an address or a fast resolver.)
+The timeout bounds the whole call: resolving the name, connecting, the TLS handshake, sending
+and reading the complete answer (``oauth.outbound``, the one outbound HTTP client), so a server
+that dribbles its answer a byte at a time is cut off like one that never answers.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
-import http.client
 import json
-import socket
-import ssl
-import threading
 import time
 import uuid
-from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 
+from oauth import outbound
 from oauth.plugins.hookspecs import TokenDenied, hookimpl
 
 MAX_ANSWER_BYTES = 1 << 20  # a claims answer is small; a bigger one is a broken hook
@@ -83,76 +77,26 @@ def _context_payload(context) -> dict:
     }
 
 
-class _Watchdog:
-    """Shuts ``connection``'s socket down ``seconds`` from now, ending any blocked read."""
-
-    def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
-        self.connection = connection
-        self.fired = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Watchdog:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._timer.cancel()
-
-    def _fire(self) -> None:
-        self.fired = True
-        sock = self.connection.sock
-        if sock is not None:
-            # The plain socket's shutdown, also for TLS: it only touches the descriptor, so
-            # the thread blocked in a read wakes up with an error.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HttpHookError("HTTP_HOOK_URL is not an http(s) URL")
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        port = parts.port
-    except ValueError:
-        raise HttpHookError("HTTP_HOOK_URL has an invalid port") from None
-    if parts.scheme == "https":
-        context = ssl.create_default_context()
-        return http.client.HTTPSConnection(
-            parts.hostname, port, timeout=timeout, context=context
-        ), target
-    return http.client.HTTPConnection(parts.hostname, port, timeout=timeout), target
-
-
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
     """POST ``body`` once; the status and answer, all within ``timeout`` seconds in total.
 
-    Redirects are never followed (http.client does not). Any failure is an HttpHookError.
+    Through ``oauth.outbound``: the URL is the operator's, so plain http and private addresses
+    are allowed; redirects are never followed. Any failure is an HttpHookError.
     """
-    connection, target = _connection(url, timeout)
-    watchdog = _Watchdog(connection, timeout)
     try:
-        with watchdog:
-            connection.connect()
-            if watchdog.fired:  # it fired while the socket did not exist yet
-                raise TimeoutError
-            connection.request("POST", target, body=body, headers=headers)
-            response = connection.getresponse()
-            answer = response.read(MAX_ANSWER_BYTES + 1)
-            status = response.status
-    except (OSError, http.client.HTTPException, UnicodeError) as error:
-        if watchdog.fired or isinstance(error, TimeoutError):
-            raise HttpHookError(f"HTTP hook timed out after {timeout:g} s") from None
-        raise HttpHookError(f"HTTP hook unreachable: {type(error).__name__}") from None
-    finally:
-        connection.close()
-    if watchdog.fired:
-        raise HttpHookError(f"HTTP hook timed out after {timeout:g} s")
-    if len(answer) > MAX_ANSWER_BYTES:
-        raise HttpHookError(f"HTTP hook answer is larger than {MAX_ANSWER_BYTES} bytes")
-    return status, answer
+        answer = outbound.request(
+            "POST",
+            url,
+            body=body,
+            headers=headers,
+            timeout=timeout,
+            max_bytes=MAX_ANSWER_BYTES,
+            https_only=False,
+            allow_private=True,
+        )
+    except outbound.OutboundError as error:
+        raise HttpHookError(f"HTTP hook failed: {error}") from None
+    return answer.status, answer.body
 
 
 def _request(claims, context) -> tuple[bytes, dict[str, str]]:
