@@ -7,6 +7,7 @@ import os
 
 from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from oauth import cli, config, ratelimit, web
 from oauth.accounts import backchannel, login, mail, passwords
@@ -72,6 +73,9 @@ def setup_security(app: Flask) -> None:
     ratelimit.init_app(app)
     password_limits.init_app(app)
     app.after_request(_security_headers)
+    hops = int(app.config["PROXY_HOPS"])
+    if hops > 0:  # only then are X-Forwarded-* believed (rate limits, audit IPs, https)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def setup_protocol(app: Flask) -> None:

@@ -112,6 +112,8 @@ def _accounts(app: Flask) -> dict:
 
 def _outbound() -> dict:
     return {
+        # Reverse proxies in front whose X-Forwarded-For/-Proto/-Host are believed (0: none).
+        "PROXY_HOPS": 0,
         # Client ID Metadata Documents (MCP): https client_ids fetched, and how often.
         "CLIENT_ID_METADATA_DOCUMENTS": True,
         "METADATA_FETCH_RATE_LIMIT": "20 per minute; 200 per hour",

@@ -7,6 +7,7 @@ from flask import Flask
 
 from oauth.cli.apis import apis_cli
 from oauth.cli.backchannel import backchannel_cli
+from oauth.cli.backup import backup_command
 from oauth.cli.clients import clients_cli
 from oauth.cli.keys import keys_cli
 from oauth.cli.mail import mail_cli
@@ -25,3 +26,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(plugins_cli)
     app.cli.add_command(mail_cli)
     app.cli.add_command(backchannel_cli)
+    app.cli.add_command(backup_command)
