@@ -8,9 +8,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 
 from oauth.storage.models import AuthorizationRequest
+from tests.live import csrf, serve
 from tests.oauth_helpers import make_client, pkce_pair
-from tests.test_production_server import csrf
-from tests.test_rate_limits_live import serve
 
 CALLBACK = "http://127.0.0.1:8765/callback"
 

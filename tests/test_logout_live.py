@@ -11,10 +11,10 @@ from authlib.common.urls import add_params_to_uri
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
+from tests.live import serve
 from tests.logout_helpers import Receiver, verify_logout_token
 from tests.oauth_helpers import decode_jwt_unverified, make_client
 from tests.test_e2e_http import browser_sign_in_and_approve
-from tests.test_rate_limits_live import serve
 
 CALLBACK = "http://127.0.0.1:8765/callback"
 SIGNED_OUT = "http://127.0.0.1:8765/signed-out"

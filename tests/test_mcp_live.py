@@ -26,9 +26,8 @@ from examples.mcp_server.server import build
 from oauth.accounts import users
 from oauth.storage.models import AuditEvent, Client
 from tests.document_server import DocumentServer, document
+from tests.live import csrf, free_port, serve
 from tests.oauth_helpers import Flow, make_client
-from tests.test_production_server import csrf, free_port
-from tests.test_rate_limits_live import serve
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mcp_server"
 CALLBACK = "http://127.0.0.1:33418/callback"

@@ -14,9 +14,8 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.live import csrf, serve
 from tests.oauth_helpers import make_client
-from tests.test_production_server import csrf
-from tests.test_rate_limits_live import serve
 
 CALLBACK = "http://127.0.0.1:8765/callback"
 

@@ -5,11 +5,7 @@ passkey as second factor; the tokens say how (amr, aal, acr)."""
 
 from __future__ import annotations
 
-import contextlib
 import http.server
-import os
-import subprocess
-import sys
 import threading
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -18,9 +14,9 @@ import requests
 
 from oauth.accounts import passkeys
 from oauth.accounts import users as accounts
+from tests.live import serve
 from tests.oauth_helpers import decode_jwt_unverified, make_client, pkce_pair
 from tests.test_browser import PASSWORD, browser  # noqa: F401  # the browser fixture
-from tests.test_production_server import ROOT, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.browser
 
@@ -31,32 +27,13 @@ def database_url(tmp_path):
     return f"sqlite:///{tmp_path / 'portcullis-passkeys.db'}"
 
 
-@contextlib.contextmanager
 def gunicorn(app, database_url: str, folder):
-    """Two workers on ``localhost`` (WebAuthn refuses IP addresses as relying party ids)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
-    env.update(
-        PORTCULLIS_DATABASE_URL=database_url,
-        PORTCULLIS_INSTANCE_PATH=str(folder / "instance"),
-        PORTCULLIS_ISSUER=f"http://localhost:{port}",
-        PORTCULLIS_SECRET_KEY=app.config["SECRET_KEY"],
-        PORTCULLIS_ARGON2_MEMORY_COST="1024",
-        PORTCULLIS_ARGON2_TIME_COST="1",
-    )
-    log_path = folder / "gunicorn.log"
-    with open(log_path, "w") as log:
-        command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}"]
-        command += ["-b", f"[::1]:{port}"]  # Chromium may try either address for localhost
-        process = subprocess.Popen(
-            [*command, "app:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
-        try:
-            wait_until_healthy(f"http://127.0.0.1:{port}", process, log_path)
-            yield f"http://localhost:{port}"
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    """Two workers on ``localhost`` (WebAuthn refuses IP addresses as relying party ids);
+    Chromium may try either address for localhost, so [::1] is bound too."""
+    return serve(
+        database_url, folder, workers=2, host="localhost", binds=("[::1]",),
+        SECRET_KEY=app.config["SECRET_KEY"], LOGIN_RATE_LIMIT=None,
+    )  # fmt: skip
 
 
 class _Callback(http.server.BaseHTTPRequestHandler):

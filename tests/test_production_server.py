@@ -1,66 +1,19 @@
 """gunicorn with several workers sharing one database, over real HTTP."""
 
-import os
-import re
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+# free_port, wait_until_healthy, csrf and ROOT moved to tests/live.py; kept importable here.
+from tests.live import ROOT, csrf, free_port, serve, wait_until_healthy
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["ROOT", "csrf", "free_port", "gunicorn", "wait_until_healthy"]
 
 
 @pytest.fixture
 def gunicorn(database_url, tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
-    env.update(
-        PORTCULLIS_DATABASE_URL=database_url,
-        PORTCULLIS_INSTANCE_PATH=str(tmp_path / "instance"),
-        PORTCULLIS_ISSUER=f"http://127.0.0.1:{port}",
-        PORTCULLIS_ARGON2_MEMORY_COST="1024",
-        PORTCULLIS_ARGON2_TIME_COST="1",
-    )
-    with open(tmp_path / "gunicorn.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}", "app:create_app()"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_until_healthy(base, process, tmp_path / "gunicorn.log")
-            yield base
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
-
-
-def wait_until_healthy(base: str, process, log_path, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("gunicorn did not start:\n" + log_path.read_text())
-        time.sleep(0.2)
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+    """Four workers on this test's database (tests/live.py ``serve``)."""
+    with serve(database_url, tmp_path, workers=4, LOGIN_RATE_LIMIT=None) as base:
+        yield base
 
 
 def test_several_workers_share_database_and_sessions(gunicorn, tmp_path):

@@ -3,60 +3,21 @@ share Redis, the owner still signs in, a valid client is still served (issue 9 i
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import subprocess
-import sys
 
 import pytest
 import requests
 
+from tests.live import csrf, flask_command, serve
 from tests.m2m_helpers import API, setup_m2m
-from tests.test_production_server import ROOT, csrf, free_port, wait_until_healthy
 
+__all__ = ["serve"]  # serve moved to tests/live.py; other modules still import it from here
 PASSWORD = "correct horse"
 
 
-@contextlib.contextmanager
-def serve(database_url: str, folder, *, workers: int = 4, **settings):
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
-    env.update(
-        PORTCULLIS_DATABASE_URL=database_url,
-        PORTCULLIS_INSTANCE_PATH=str(folder / "instance"),
-        PORTCULLIS_ISSUER=f"http://127.0.0.1:{port}",
-        PORTCULLIS_ARGON2_MEMORY_COST="1024",
-        PORTCULLIS_ARGON2_TIME_COST="1",
-        PORTCULLIS_LOGIN_RATE_LIMIT="5 per minute",
-        **{f"PORTCULLIS_{name}": str(value) for name, value in settings.items()},
-    )
-    log_path = folder / "gunicorn.log"
-    with open(log_path, "w") as log:
-        command = [sys.executable, "-m", "gunicorn", "-w", str(workers)]
-        command += ["-b", f"127.0.0.1:{port}", "app:create_app()"]
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_until_healthy(base, process, log_path)
-            yield base
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
-
-
 def create_user(database_url: str, folder, email: str, secret_key: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
-    env.update(
-        PORTCULLIS_DATABASE_URL=database_url,
-        PORTCULLIS_INSTANCE_PATH=str(folder / "instance"),
-        PORTCULLIS_SECRET_KEY=secret_key,
-        PORTCULLIS_ARGON2_MEMORY_COST="1024",
-        PORTCULLIS_ARGON2_TIME_COST="1",
-    )
-    command = [sys.executable, "-m", "flask", "users", "create", email, "--password", PASSWORD]
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+    command = ["users", "create", email, "--password", PASSWORD]
+    flask_command(database_url, folder, *command, SECRET_KEY=secret_key)
 
 
 def login(base: str, email: str, password: str, browser: requests.Session | None = None):
