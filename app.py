@@ -106,11 +106,13 @@ CONTENT_SECURITY_POLICY = (
 
 def _security_headers(response):
     """No framing (clickjacking of the consent page), nothing but our own resources, no MIME
-    sniffing, no referrer leaks; pages (which show personal data) are never cached."""
+    sniffing, no referrer to other sites; pages (which show personal data) are never cached."""
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    # same-origin, not no-referrer: nothing leaves for other sites (RFC 9700 4.2), and an https
+    # form post carries the Referer that Flask-WTF's https check requires (docs/decisions.md).
+    response.headers.setdefault("Referrer-Policy", "same-origin")
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
     if current_app.config["SESSION_COOKIE_SECURE"]:  # an https issuer: browsers stay on https

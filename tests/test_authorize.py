@@ -263,7 +263,7 @@ def test_pages_cannot_be_framed(flow):
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Content-Type-Options"] == "nosniff"
-    assert page.headers["Referrer-Policy"] == "no-referrer"  # RFC 9700 4.2
+    assert page.headers["Referrer-Policy"] == "same-origin"  # RFC 9700 4.2: none to other sites
 
 
 def test_expired_requests_are_purged(flow, app):
