@@ -11,14 +11,19 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
+
+from app import create_app
+from tests.conftest import FAST_HASHING, PG_ADMIN_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 # Real argon2id, cheap parameters: the tests sign in many times.
@@ -105,3 +110,46 @@ def flask_command(database_url: str, folder, *args: str, **settings) -> subproce
         [sys.executable, "-m", "flask", *args],
         cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+
+
+# -- databases and apps for module-scoped servers ----------------------------------------------
+
+
+@contextlib.contextmanager
+def fresh_database(kind: str, folder: Path, request=None):
+    """A new, empty database of ``kind`` ("sqlite" or "postgresql") for a module-scoped
+    server (the session's shared PostgreSQL database is emptied before every test, so a
+    server that outlives one test needs its own). ``request`` resolves ``postgres_url``,
+    which skips (or fails under PORTCULLIS_REQUIRE_POSTGRES=1) when PostgreSQL is away."""
+    if kind == "sqlite":
+        yield f"sqlite:///{Path(folder) / 'portcullis-live.db'}"
+        return
+    base = request.getfixturevalue("postgres_url") if request is not None else PG_ADMIN_URL
+    name = f"portcullis_live_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def built_app(database_url: str, secret_key: str, folder: Path | None = None, **config):
+    """An app in this process on ``database_url`` (to set up rows before a server starts),
+    with no developer ``PORTCULLIS_*`` setting; its connections are closed afterwards."""
+    settings = {"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": secret_key}
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("PORTCULLIS_") and not name.startswith(
+                ("PORTCULLIS_TEST_", "PORTCULLIS_REQUIRE_")
+            ):
+                patch.delenv(name)
+        if folder is not None:
+            patch.setenv("PORTCULLIS_INSTANCE_PATH", str(Path(folder) / "instance"))
+        app = create_app({**settings, **FAST_HASHING, **config})
+        try:
+            yield app
+        finally:
+            app.extensions["portcullis.database"].close_all()

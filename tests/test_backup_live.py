@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import shutil
 import sqlite3
@@ -12,13 +11,11 @@ import subprocess
 import threading
 from pathlib import Path
 
-import psycopg
 import pytest
 import requests
 
-from app import create_app
-from tests.conftest import FAST_HASHING, PG_ADMIN_URL, AuthActions
-from tests.live import csrf, flask_command, serve
+from tests.conftest import AuthActions
+from tests.live import built_app, csrf, flask_command, fresh_database, serve
 
 PASSWORD = "a long enough password"
 BUSY = {"SIGNUP_RATE_LIMIT": "100000 per hour", "MAIL_IP_RATE_LIMIT": "100000 per hour"}
@@ -111,43 +108,18 @@ def test_pg_dump_and_pg_restore_as_documented(postgres_url, tmp_path):
     then ``pg_restore --no-owner --exit-on-error`` into an empty database; it serves sign-ins."""
     if not (shutil.which("pg_dump") and shutil.which("pg_restore")):
         pytest.skip("pg_dump/pg_restore are not installed")
-    source = fresh_database(postgres_url)
-    restored = fresh_database(postgres_url)
     secret_key = secrets.token_hex(16)
-    try:
-        with built_app(source, secret_key) as app:
-            accounts = AuthActions(app.test_client(), app)
-            accounts.create_user("dana@example.com", PASSWORD)
+    with (
+        fresh_database("postgresql", tmp_path) as source,
+        fresh_database("postgresql", tmp_path) as restored,
+    ):
+        with built_app(source, secret_key, tmp_path) as app:
+            AuthActions(app.test_client(), app).create_user("dana@example.com", PASSWORD)
         dump = tmp_path / "portcullis.dump"
         subprocess.run(["pg_dump", "-Fc", "-f", str(dump), source], check=True, timeout=120)
         command = ["pg_restore", "--no-owner", "--exit-on-error", "-d", restored, str(dump)]
         subprocess.run(command, check=True, timeout=120)
-        with built_app(restored, secret_key) as app:
+        with built_app(restored, secret_key, tmp_path) as app:
             auth = AuthActions(app.test_client(), app)
             assert auth.login("dana@example.com", PASSWORD).status_code == 302
             assert auth.login("dana@example.com", "not it").status_code == 200
-    finally:
-        for url in (source, restored):
-            drop_database(url)
-
-
-def fresh_database(postgres_url: str) -> str:
-    name = f"portcullis_backup_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(url: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def built_app(url: str, secret_key: str):
-    config = {"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": secret_key, **FAST_HASHING}
-    app = create_app(config)
-    try:
-        yield app
-    finally:
-        app.extensions["portcullis.database"].close_all()

@@ -8,7 +8,8 @@ import secrets
 import pytest
 import requests
 
-from tests.live import csrf, flask_command, serve
+from tests.conftest import AuthActions
+from tests.live import built_app, csrf, flask_command, fresh_database, serve
 from tests.m2m_helpers import API, setup_m2m
 
 __all__ = ["serve"]  # serve moved to tests/live.py; other modules still import it from here
@@ -32,36 +33,46 @@ def login(base: str, email: str, password: str, browser: requests.Session | None
     return response
 
 
-def test_four_workers_hold_one_limit_and_the_owner_still_signs_in(database_url, tmp_path):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def four_workers(request, tmp_path_factory):
+    """One four-worker server per database for the module: alice, and an M2M client. The two
+    tests count different keys (an account's sign-ins, a client's authentications)."""
+    folder = tmp_path_factory.mktemp(f"limits-{request.param}")
     secret_key = secrets.token_hex(16)
-    create_user(database_url, tmp_path, "alice@example.com", secret_key)
-    with serve(database_url, tmp_path, SECRET_KEY=secret_key) as base:
-        owner = requests.Session()
-        assert login(base, "alice@example.com", PASSWORD, owner).status_code == 302
-        assert "portcullis_device" in owner.cookies
-        codes = [login(base, "alice@example.com", "guess").status_code for _ in range(12)]
-        assert codes.count(200) == 5 and codes[5:] == [429] * 7  # not 4 x 5
-        # A stranger's browser with the right password is slowed too; the owner's is not.
-        assert login(base, "alice@example.com", PASSWORD).status_code == 429
-        owner.cookies.pop("session", None)
-        assert login(base, "alice@example.com", PASSWORD, owner).status_code == 302
+    with fresh_database(request.param, folder, request) as url:
+        with built_app(url, secret_key, folder) as app:
+            AuthActions(app.test_client(), app).create_user("alice@example.com", PASSWORD)
+            client_id, secret = setup_m2m(app)
+        limits = {"LOGIN_RATE_LIMIT": "5 per minute", "CLIENT_AUTH_RATE_LIMIT": "4 per minute"}
+        with serve(url, folder, SECRET_KEY=secret_key, **limits) as base:
+            yield base, client_id, secret
 
 
-def test_failed_client_authentication_across_workers(make_app, database_url, tmp_path):
-    app = make_app()
-    client_id, secret = setup_m2m(app)
-    limit = {"CLIENT_AUTH_RATE_LIMIT": "4 per minute", "SECRET_KEY": app.config["SECRET_KEY"]}
-    with serve(database_url, tmp_path, **limit) as base:
-        form = {"grant_type": "client_credentials", "audience": API}
+def test_four_workers_hold_one_limit_and_the_owner_still_signs_in(four_workers):
+    base, _, _ = four_workers
+    owner = requests.Session()
+    assert login(base, "alice@example.com", PASSWORD, owner).status_code == 302
+    assert "portcullis_device" in owner.cookies
+    codes = [login(base, "alice@example.com", "guess").status_code for _ in range(12)]
+    assert codes.count(200) == 5 and codes[5:] == [429] * 7  # not 4 x 5
+    # A stranger's browser with the right password is slowed too; the owner's is not.
+    assert login(base, "alice@example.com", PASSWORD).status_code == 429
+    owner.cookies.pop("session", None)
+    assert login(base, "alice@example.com", PASSWORD, owner).status_code == 302
 
-        def token(password: str) -> int:
-            with requests.Session() as http:
-                response = http.post(base + "/oauth/token", data=form, auth=(client_id, password))
-                return response.status_code
 
-        codes = [token("wrong") for _ in range(10)]
-        assert codes == [401] * 4 + [429] * 6
-        assert {token(secret) for _ in range(8)} == {200}  # the real client is always served
+def test_failed_client_authentication_across_workers(four_workers):
+    base, client_id, secret = four_workers
+    form = {"grant_type": "client_credentials", "audience": API}
+
+    def token(password: str) -> int:
+        with requests.Session() as http:
+            response = http.post(base + "/oauth/token", data=form, auth=(client_id, password))
+            return response.status_code
+
+    codes = [token("wrong") for _ in range(10)]
+    assert codes == [401] * 4 + [429] * 6
+    assert {token(secret) for _ in range(8)} == {200}  # the real client is always served
 
 
 def test_two_instances_share_limits_through_redis(tmp_path):
