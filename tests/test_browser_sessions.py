@@ -12,7 +12,8 @@ from oauth.accounts import users as accounts
 from oauth.security import sha256_hex
 from oauth.storage.models import AuditEvent, BrowserSession, User, utcnow
 from tests.conftest import AuthActions
-from tests.test_production_server import csrf, gunicorn  # noqa: F401  # the live gunicorn fixture
+from tests.live import csrf
+from tests.test_production_server import gunicorn  # noqa: F401  # the live gunicorn fixture
 
 
 def signed_in(client) -> bool:
