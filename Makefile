@@ -3,22 +3,45 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 HOST ?= 127.0.0.1
 PORT ?= 5000
+PIP := $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install run test lint format bench browser clean floors
+# `make run` makes the issuer (discovery, tokens, the demo banner) the address it serves on,
+# unless PORTCULLIS_ISSUER is set in the environment or the instance's config.py sets ISSUER.
+INSTANCE_DIR := $(or $(PORTCULLIS_INSTANCE_PATH),instance)
+ifeq ($(origin PORTCULLIS_ISSUER),undefined)
+ifeq ($(shell grep -Eqs '^ISSUER *=' '$(INSTANCE_DIR)/config.py' && echo set),)
+RUN_ENV := PORTCULLIS_ISSUER=http://$(if $(findstring :,$(HOST)),[$(HOST)],$(HOST)):$(PORT)
+endif
+endif
 
+.PHONY: install install-run run test lint format bench browser clean floors
+
+# Everything, development tools included (pytest, ruff, Playwright...): test, lint, bench.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@echo "Installing Portcullis with its runtime and development dependencies into $(VENV)..."
+	$(PIP) -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
+
+# Only what running needs (`make run`); an install with the dev tools counts too.
+$(RUN_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing Portcullis and its runtime dependencies into $(VENV) (first run only)..."
+	$(PIP) -e .
+	@echo "Installed."
 	@touch $@
 
 install: $(STAMP)
 
-run: install
-	$(BIN)/flask init-db
-	$(BIN)/flask demo
-	$(BIN)/flask run --host $(HOST) --port $(PORT)
+install-run: $(RUN_STAMP)
+
+run: install-run
+	$(RUN_ENV) $(BIN)/flask init-db
+	$(RUN_ENV) $(BIN)/flask demo
+	$(RUN_ENV) $(BIN)/flask run --host $(HOST) --port $(PORT)
 
 # Browser tests drive Debian's Chromium; install it when missing (needs root or sudo).
 browser:

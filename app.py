@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from oauth import cli, config, ratelimit, web
 from oauth.accounts import backchannel, login, mail, passwords
+from oauth.cli import startup as cli_startup
 from oauth.plugins import host as plugin_host
 from oauth.protocol import server
 from oauth.ratelimit import passwords as password_limits
@@ -21,14 +22,36 @@ from oauth.tokens import keys
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the application in named steps; a configuration error stops with one line."""
+    """Build the application in named steps; a configuration error stops with one line.
+
+    ``flask --help`` (``flask`` alone, ``flask CMD --help``) only needs the commands: the
+    instance is left untouched (no database file, no secret key) and a command that really
+    runs finishes the set-up first (``oauth/cli/startup.py``).
+    """
     app = Flask(
         __name__,
         instance_path=os.environ.get("PORTCULLIS_INSTANCE_PATH") or None,
         instance_relative_config=True,
     )
+    help_only = cli_startup.only_help_requested()
     try:
         setup_config(app, test_config)
+    except config.ConfigError as error:
+        config.exit_with(error)
+    if help_only:
+        setup_cli(app)
+        cli_startup.before_commands(app, lambda: finish_setup(app))
+    else:
+        finish_setup(app)
+        setup_cli(app)
+    return app
+
+
+def finish_setup(app: Flask) -> None:
+    """Everything after the configuration: the instance folder and secret key, storage,
+    plugins, security, the protocol, the web."""
+    try:
+        config.prepare_instance(app)
         setup_storage(app)
         setup_plugins(app)
         setup_security(app)
@@ -37,13 +60,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         _close_database(app)
         config.exit_with(error)
     setup_web(app)
-    setup_cli(app)
-    return app
 
 
 def setup_config(app: Flask, test_config: dict | None) -> None:
-    """Defaults, instance/config.py, PORTCULLIS_* variables, test_config; checked; logging."""
-    config.load_config(app, test_config)
+    """Defaults, instance/config.py, PORTCULLIS_* variables, test_config; checked; logging.
+    The instance folder and the secret key come with ``finish_setup``."""
+    config.load_config(app, test_config, prepare=False)
     if not app.debug and not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -56,7 +78,7 @@ def setup_storage(app: Flask) -> None:
     if app.config["AUTO_MIGRATE"]:
         # In the app's context: a data migration may need its settings (0007: the KEK).
         with app.app_context():
-            migrate(app.extensions[db.EXTENSION])
+            app.extensions[db.STARTUP_MIGRATIONS] = migrate(app.extensions[db.EXTENSION])
 
 
 def setup_plugins(app: Flask) -> None:

@@ -127,8 +127,9 @@ def _outbound() -> dict:
     }
 
 
-def load_config(app: Flask, test_config: dict | None = None) -> None:
-    """Layer the configuration onto ``app.config`` and validate it."""
+def load_config(app: Flask, test_config: dict | None = None, prepare: bool = True) -> None:
+    """Layer the configuration onto ``app.config`` and validate it; ``prepare``: also create
+    the instance folder and the secret key (``prepare_instance``)."""
     known = defaults(app)
     app.config.from_mapping(known)
     app.config.from_pyfile("config.py", silent=True)
@@ -139,8 +140,24 @@ def load_config(app: Flask, test_config: dict | None = None) -> None:
     _check_types(app, known)
     _normalise(app)
     validate(app)
+    if prepare:
+        prepare_instance(app)
+
+
+def prepare_instance(app: Flask) -> None:
+    """The instance folder (created, writable) and the secret key (generated on first use).
+    Deferred for ``flask --help``, which must leave a fresh instance untouched."""
+    instance = Path(app.instance_path)
+    try:
+        instance.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"instance folder {instance}: cannot be created ({error.strerror})"
+        ) from None
+    if not os.access(instance, os.W_OK | os.X_OK):
+        raise ConfigError(f"instance folder {instance}: not writable")
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.instance_path))
+        app.config["SECRET_KEY"] = load_or_create_secret_key(instance)
 
 
 def _normalise(app: Flask) -> None:
@@ -276,15 +293,6 @@ def validate(app: Flask) -> None:
         raise ConfigError(
             f"PORTCULLIS_SIGNING_ALG: expected ES256 or RS256, got {config['SIGNING_ALG']!r}"
         )
-    instance = Path(app.instance_path)
-    try:
-        instance.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(
-            f"instance folder {instance}: cannot be created ({error.strerror})"
-        ) from None
-    if not os.access(instance, os.W_OK | os.X_OK):
-        raise ConfigError(f"instance folder {instance}: not writable")
 
 
 MAIL_SCHEMES = ("smtp", "smtp+starttls", "smtps", "file")

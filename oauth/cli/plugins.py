@@ -32,15 +32,26 @@ TRY_HOOKS = (
 @plugins_cli.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def plugins_list(as_json):
-    """Loaded plugins, where they come from, their hooks and call statistics (all workers)."""
+    """The plugins THIS command loaded (PLUGINS_DIR, entry points, built-ins), their hooks and
+    the call statistics of every worker. A running server loaded its own at start-up."""
     plugins = plugin_host().describe()
     if as_json:
         click.echo(json.dumps(plugins, indent=2))
         return
-    if not plugins:
-        click.echo(f"No plugins loaded (plugin folder: {current_app.config['PLUGINS_DIR']}).")
-        return
+    folder = current_app.config["PLUGINS_DIR"]
+    if plugins:
+        click.echo(
+            f"Plugins this CLI process loaded from {folder} and installed 'portcullis' "
+            "entry points:"
+        )
+    else:
+        click.echo(f"No plugins loaded by this CLI process (plugin folder: {folder}).")
+    click.echo(
+        "A running server loads its plugins when it starts: restart it after adding or "
+        "changing a plugin file. /admin/plugins shows what the running server loaded."
+    )
     for p in plugins:
+        click.echo("")
         click.echo(f"{p['name']}  [{p['source']}]")
         click.echo(f"  hooks: {', '.join(p['hooks']) or '-'}")
         click.echo(

@@ -12,7 +12,14 @@ from flask.cli import with_appcontext
 from oauth.accounts import users as accounts
 from oauth.registry import clients
 from oauth.security import random_token
-from oauth.storage.db import database, write_transaction
+from oauth.storage.db import (
+    CREATED,
+    STARTUP_MIGRATIONS,
+    database,
+    describe,
+    is_sqlite,
+    write_transaction,
+)
 from oauth.storage.migrations import migrate, runner
 from oauth.storage.models import User
 
@@ -21,11 +28,22 @@ from oauth.storage.models import User
 @with_appcontext
 def init_db_command():
     """Create or upgrade the database schema (idempotent)."""
-    applied = migrate(database.obj)
-    if applied:
-        click.echo("Applied migrations: " + ", ".join(applied))
-    current = [m.name for m in runner(database.obj).status() if m.applied]
-    click.echo(f"Database schema is up to date ({', '.join(current)}).")
+    db = database.obj
+    # With AUTO_MIGRATE the app already migrated while it started: report that too.
+    created = current_app.extensions.pop(CREATED, False)
+    applied = current_app.extensions.pop(STARTUP_MIGRATIONS, None) or []
+    applied += migrate(db)
+    names = [m.name for m in runner(db).status() if m.path]
+    where = db.database if is_sqlite() else describe(str(current_app.config["DATABASE_URL"]))
+    if not applied:
+        click.echo(f"Database {where} is up to date ({len(names)} migrations, last {names[-1]}).")
+        return
+    if created or len(applied) == len(names):
+        what = "SQLite database" if is_sqlite() else "schema in"
+        click.echo(f"Created the {what} {where}.")
+    else:
+        click.echo(f"Upgraded the database {where}.")
+    click.echo(f"Applied {len(applied)} migrations: " + ", ".join(applied))
 
 
 @click.command("demo")
@@ -59,12 +77,10 @@ def demo_command():
         f"&code_challenge={challenge}&code_challenge_method=S256"
     )
     click.echo("=" * 64)
-    click.echo("Demo account (shown once, keep it):")
-    click.echo(f"  email:    {user.email}")
-    click.echo(f"  password: {password}")
-    click.echo(f"  sign in at {issuer}/login")
+    _print_account(user.email, password, issuer)
     click.echo("")
-    click.echo("Demo client 'Demo App' (confidential; the secret is shown once):")
+    click.echo("Demo client 'Demo App' (confidential). The client secret is shown this once and")
+    click.echo("stored only as a hash; a lost one is replaced with flask clients rotate-secret:")
     click.echo(f"  client_id:     {client.client_id}")
     click.echo(f"  client_secret: {secret}")
     click.echo(f"  redirect URIs: {' '.join(client.redirect_uris)}")
@@ -80,3 +96,14 @@ def demo_command():
         f" -d code_verifier={verifier} {issuer}/oauth/token"
     )
     click.echo("=" * 64)
+
+
+def _print_account(email: str, password: str, issuer: str) -> None:
+    """The demo user is an administrator: say so, and how to change its password."""
+    click.echo("Demo account: an ADMINISTRATOR (it can open the admin pages at /admin).")
+    click.echo("The password is shown this once and stored only as a hash; keep it:")
+    click.echo(f"  email:    {email}")
+    click.echo(f"  password: {password}")
+    click.echo(f"  sign in at {issuer}/login, admin pages at {issuer}/admin")
+    click.echo(f"  change it: flask users set-password {email}")
+    click.echo(f"             or, signed in, at {issuer}/settings/security")

@@ -25,6 +25,9 @@ from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 from oauth.config import ConfigError
 
 EXTENSION = "portcullis.database"
+# What this process did to the database at start-up, for ``flask init-db`` to report.
+CREATED = "portcullis.database_created"
+STARTUP_MIGRATIONS = "portcullis.startup_migrations"
 
 
 class AppDatabase(peewee.DatabaseProxy):
@@ -123,7 +126,7 @@ def init_app(app: Flask) -> None:
         folder = Path(db.database).parent
         if not folder.is_dir():
             raise ConfigError(f"PORTCULLIS_DATABASE_URL: folder {folder} does not exist")
-        _create_private(Path(db.database))
+        app.extensions[CREATED] = _create_private(Path(db.database))
     app.extensions[EXTENSION] = db
     _check_connection(db, url)
 
@@ -134,17 +137,18 @@ def init_app(app: Flask) -> None:
             database.close()
 
 
-def _create_private(path: Path) -> None:
+def _create_private(path: Path) -> bool:
     """A new SQLite file is readable by its owner only: it holds the private signing keys.
-    SQLite gives its -wal and -shm files the same permissions."""
+    SQLite gives its -wal and -shm files the same permissions. True when it was created now."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        pass
+        return False
     except OSError as error:
         raise ConfigError(
             f"PORTCULLIS_DATABASE_URL: cannot create {path} ({error.strerror})"
         ) from None
+    return True
 
 
 def _check_connection(db: peewee.Database, url: str) -> None:

@@ -16,6 +16,7 @@ from oauth.web import (
     consent,
     errors,
     health,
+    issuer_host,
     logout,
     mfa,
     passkeys,
@@ -54,6 +55,7 @@ def register_blueprints(app: Flask) -> None:
     # a GET does: it changes nothing by itself; the consent decision keeps its CSRF check.
     app.extensions["portcullis.csrf"].exempt(consent.authorize)
     errors.register(app)
+    issuer_host.init_app(app)
 
     @app.context_processor
     def navigation():

@@ -11,4 +11,8 @@ def loaded_plugins() -> list[dict]:
 
 
 def plugins_list():
-    return render_template("admin/plugins.html", plugins=loaded_plugins())
+    return render_template(
+        "admin/plugins.html",
+        plugins=loaded_plugins(),
+        plugins_dir=current_app.config["PLUGINS_DIR"],
+    )
