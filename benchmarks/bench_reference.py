@@ -161,8 +161,8 @@ def ratio(numerator: list[Result], denominator: list[Result]) -> str:
 
 def runs_table(comparison: Comparison) -> str:
     rows = [
-        "| round | server | tokens/s | p50 | p99 | errors |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| round | server | tokens/s | p50 | p99 | errors | CPU (100% = one CPU) |",
+        "|---:|---|---:|---:|---:|---:|---|",
     ]
     for number, name, result in comparison.runs:
         flag = " (over the 25 ms target)" if result.p99_ms > P99_TARGET_MS else ""
@@ -174,7 +174,7 @@ def runs_table(comparison: Comparison) -> str:
         rows.append(
             f"| {number} | {name.split(' (')[0]} | {result.ok_per_second:,.0f} | "
             f"{result.p50_ms:.2f} ms | {result.p99_ms:.2f} ms{flag} | "
-            f"{errors} of {result.requests:,} |"
+            f"{errors} of {result.requests:,} | {result.cpu} |"
         )
     return "\n".join(rows)
 
@@ -210,6 +210,13 @@ def summary_lines(comparison: Comparison, kinds: list[str], rounds: int) -> list
         lines.append(f"**{comparison.errors} errors: these runs are not valid measurements.**")
     else:
         lines.append("Zero errors in every run.")
+    by_claims: dict[tuple[str, ...], list[str]] = {}
     for server, names in comparison.claims.items():
-        lines.append(f"- {server} token claims: {', '.join(f'`{n}`' for n in names)}")
+        by_claims.setdefault(tuple(names), []).append(server)
+    lines.append("")
+    for names, servers in by_claims.items():
+        lines.append(
+            f"- token claims of {', '.join(servers)} (ES256 JWT, verified): "
+            + ", ".join(f"`{n}`" for n in names)
+        )
     return lines

@@ -32,8 +32,8 @@ PYTHON_SERVERS = {
 
 @functools.cache
 def gunicorn_has_control_socket() -> bool:
-    """gunicorn 25+ opens a control socket at one fixed path (``~/.gunicorn/gunicorn.ctl``)
-    shared by every gunicorn of the user; the benchmark's servers do without it."""
+    """Recent gunicorn (27 here) opens a control socket at one fixed path
+    (``~/.gunicorn/gunicorn.ctl``) shared by every gunicorn of the user; ours do without it."""
     done = subprocess.run(
         [sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True
     )

@@ -1130,6 +1130,13 @@ def measure_against_node(bench: Bench, node: str) -> tuple[Result, Result, refer
         comparison.claims[server.name] = sorted(claims)
     script = bench.token_script("token.lua", TOKEN_FORM)
     node_script = bench.token_script("node-token.lua", node_form)
+    if args.warmup > 0:  # once more before round 1: node's JIT and every worker's caches
+        for server in bench.servers:
+            lua, path = (
+                (node_script, NODE_TOKEN_PATH) if server is node_server else (script, TOKEN_PATH)
+            )
+            log(f"first warm-up {args.warmup}s: {server.name}")
+            run_wrk(bench.wrk, args, server.base + path, args.warmup, lua)
     for number in range(1, args.rounds + 1):
         for kind in args.server:
             for series, server, path, lua in (
