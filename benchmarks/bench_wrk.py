@@ -59,6 +59,7 @@ class Result:
     non_2xx: int
     raw: str
     cpu: str = ""
+    server_cpus: float = 0.0  # CPUs the server's processes used during the run (1.0 = one CPU)
 
     @property
     def errors(self) -> int:
@@ -144,6 +145,7 @@ class CpuMeter:
     def __init__(self, server_pid: int, label: str = "gunicorn") -> None:
         self.server_pid = server_pid
         self.label = label
+        self.server_cpus = 0.0
         self.summary = ""
 
     def __enter__(self) -> CpuMeter:
@@ -185,6 +187,7 @@ class CpuMeter:
         if steal / total * cpus >= 0.01:
             parts.append(f"steal {share(steal)}")
         self.summary = ", ".join(parts)
+        self.server_cpus = server / total * cpus
 
 
 def run_wrk(wrk: str, args, url: str, seconds: int, script: Path | None) -> str:

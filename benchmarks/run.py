@@ -324,7 +324,7 @@ def load(wrk: str, args, server: Process, path: str, script: Path | None) -> Res
     with CpuMeter(server.process.pid, server.cpu_label) as cpu:
         output = run_wrk(wrk, args, url, args.seconds, script)
     result = parse_wrk(path, output)
-    result.cpu = cpu.summary
+    result.cpu, result.server_cpus = cpu.summary, cpu.server_cpus
     if args.verbose:
         print(result.raw)
     return result
