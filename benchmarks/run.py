@@ -30,20 +30,44 @@ import os
 import platform
 import pstats
 import re
-import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench_* modules next to this file
+import bench_reference as reference  # needs the path above
+from bench_servers import (  # needs the path above
+    PYTHON_SERVERS,
+    Process,
+    PythonServer,
+    ensure_node,
+    node_versions,
+    package_version,
+    start_node,
+    start_python,
+)
+from bench_wrk import (  # needs the path above
+    TOKEN_LUA,
+    BenchError,
+    CpuMeter,
+    Result,
+    cpu_busy_now,
+    free_port,
+    log,
+    lua_string,
+    parse_wrk,
+    run_wrk,
+    warn,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -53,8 +77,7 @@ TOKEN_PATH = "/oauth/token"
 BASELINE_PATH = "/livez"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 WORKERS = 2
-WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "sync")  # gunicorn's default
-WORKER_THREADS = int(os.environ.get("BENCH_WORKER_THREADS", "1"))
+NODE_TOKEN_PATH = "/token"
 REFERENCE = (
     "For reference (issue): a certified Node.js provider serves about 4,000 client-credentials "
     "tokens/s on this class of machine, a Flask hello-world route about 5,500 req/s."
@@ -67,23 +90,6 @@ Recorded by `benchmarks/run.py` (`make bench`; see `benchmarks/README.md`), newe
 <!-- new results go below this line -->
 """
 MARKER = "<!-- new results go below this line -->"
-
-
-class BenchError(Exception):
-    """A set-up or run failure: printed as one message, exit status 1."""
-
-
-# --- small helpers -----------------------------------------------------------------------
-
-
-def log(message: str) -> None:
-    print(f"bench: {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ensure_wrk() -> str:
@@ -156,15 +162,13 @@ def machine_info() -> dict[str, str]:
         wrk_version = banner[1] if len(banner) > 1 else "?"
     except OSError:
         wrk_version = "?"
-    from importlib.metadata import version
-
     return {
         "nproc": nproc,
         "cpu": cpu,
         "memory": memory,
         "kernel": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "gunicorn": version("gunicorn"),
+        "gunicorn": package_version("gunicorn") or "?",
         "wrk": wrk_version,
     }
 
@@ -223,13 +227,21 @@ def make_database(args, workdir: Path) -> Database:
 # --- the instance: client, API, grant ----------------------------------------------------
 
 
-def server_environment(instance: Path, database_url: str, issuer: str) -> dict[str, str]:
-    """This process's environment without developer PORTCULLIS_* settings, plus ours."""
+def server_environment(
+    instance: Path, database_url: str, issuer: str, plugins: Path | None = None
+) -> dict[str, str]:
+    """This process's environment without developer PORTCULLIS_* settings, plus ours.
+
+    ``plugins``: the plugin folder (``PORTCULLIS_PLUGINS_DIR``); by default the benchmark's
+    own folder holding its one ``customize_access_token`` plugin, next to the instance."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+    if plugins is None:
+        plugins = reference.write_plugin(instance.parent / "plugins")
     env.update(
         PORTCULLIS_INSTANCE_PATH=str(instance),
         PORTCULLIS_DATABASE_URL=database_url,
         PORTCULLIS_ISSUER=issuer,
+        PORTCULLIS_PLUGINS_DIR=str(plugins),
     )
     return env
 
@@ -272,43 +284,11 @@ def basic_auth(client_id: str, secret: str) -> str:
 
 
 TOKEN_FORM = {"grant_type": "client_credentials", "audience": API_IDENTIFIER}
+# node-oidc-provider names the API with a resource indicator (RFC 8707) and wants the scopes.
+NODE_FORM = {"grant_type": "client_credentials", "resource": API_IDENTIFIER}
 
 
 # --- the server --------------------------------------------------------------------------
-
-
-class Gunicorn:
-    def __init__(self, port: int, env: dict[str, str], log_path: Path) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        self.command = [
-            sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", WORKER_CLASS,
-            "--threads", str(WORKER_THREADS), "-b", f"127.0.0.1:{port}", "app:create_app()",
-        ]  # fmt: skip
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            self.command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    def wait_healthy(self, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(self.base + "/healthz", timeout=5).status_code == 200:
-                    return
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise BenchError("gunicorn did not become healthy:\n" + self.log_path.read_text())
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 def check_endpoints(base: str, auth: str) -> None:
@@ -335,177 +315,16 @@ def check_endpoints(base: str, auth: str) -> None:
 # --- wrk ---------------------------------------------------------------------------------
 
 
-TOKEN_LUA = """-- written by benchmarks/run.py: POST a client-credentials token request
-wrk.method = "POST"
-wrk.body = {body}
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = {auth}
-"""
-
-
-def lua_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-@dataclass
-class Result:
-    route: str
-    requests: int
-    seconds: float
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    socket_errors: int
-    non_2xx: int
-    raw: str
-    cpu: str = ""
-
-    @property
-    def errors(self) -> int:
-        return self.socket_errors + self.non_2xx
-
-    @property
-    def ok_per_second(self) -> float:
-        return max(self.requests - self.non_2xx, 0) / self.seconds if self.seconds else 0.0
-
-
-UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-
-
-def to_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
-    if not match:
-        raise BenchError(f"cannot read wrk duration {text!r}")
-    return float(match.group(1)) * UNITS_MS[match.group(2)]
-
-
-def parse_wrk(route: str, output: str) -> Result:
-    def find(pattern: str) -> re.Match:
-        match = re.search(pattern, output, re.MULTILINE)
-        if not match:
-            raise BenchError(f"cannot parse wrk output ({pattern!r}):\n{output}")
-        return match
-
-    total = find(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h)")
-    sockets = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return Result(
-        route=route,
-        requests=int(total.group(1)),
-        seconds=to_ms(total.group(2) + total.group(3)) / 1000,
-        rps=float(find(r"^Requests/sec:\s+([\d.]+)").group(1)),
-        p50_ms=to_ms(find(r"^\s+50%\s+(\S+)").group(1)),
-        p99_ms=to_ms(find(r"^\s+99%\s+(\S+)").group(1)),
-        socket_errors=sum(int(n) for n in sockets.groups()) if sockets else 0,
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        raw=output,
-    )
-
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _machine_ticks() -> tuple[int, int, int]:
-    """(busy, steal, total) jiffies of all CPUs since boot, from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    busy = user + nice + system + irq + softirq
-    return busy, steal, busy + steal + idle + iowait
-
-
-def _processes() -> dict[int, tuple[int, str, int]]:
-    """pid -> (ppid, command name, utime + stime jiffies) of every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = (entry / "stat").read_text()
-                name = stat[stat.index("(") + 1 : stat.rindex(")")]
-                fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
-                table[int(entry.name)] = (int(fields[1]), name, int(fields[11]) + int(fields[12]))
-    return table
-
-
-def cpu_busy_now(seconds: float = 1.0) -> float:
-    """How busy the machine is, in % of one CPU, over a short sample."""
-    busy0, _, total0 = _machine_ticks()
-    time.sleep(seconds)
-    busy1, _, total1 = _machine_ticks()
-    return (busy1 - busy0) / max(total1 - total0, 1) * 100 * (os.cpu_count() or 1)
-
-
-class CpuMeter:
-    """Who used the CPUs during a wrk run: gunicorn (master + workers), wrk, the PostgreSQL
-    server, every other process, idle and steal."""
-
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
-        self.summary = ""
-
-    def __enter__(self) -> CpuMeter:
-        self.machine = _machine_ticks()
-        self.processes = _processes()
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.children = usage.ru_utime + usage.ru_stime
-        return self
-
-    def __exit__(self, *exc) -> None:
-        busy0, steal0, total0 = self.machine
-        busy1, steal1, total1 = _machine_ticks()
-        after = _processes()
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        wrk = (usage.ru_utime + usage.ru_stime - self.children) * TICKS  # wrk was waited for
-
-        def used(pid: int) -> int:
-            return after[pid][2] - self.processes.get(pid, (0, "", 0))[2]
-
-        server_tree, todo = set(), [self.server_pid]
-        while todo:
-            pid = todo.pop()
-            server_tree.add(pid)
-            todo += [child for child, (ppid, _, _) in after.items() if ppid == pid]
-        server = sum(used(pid) for pid in server_tree if pid in after)
-        postgres = sum(used(pid) for pid, (_, name, _) in after.items() if name == "postgres")
-        total = max(total1 - total0, 1)
-        cpus = os.cpu_count() or 1
-        busy, steal = busy1 - busy0, steal1 - steal0
-        other = max(busy - server - wrk - postgres, 0)
-
-        def share(ticks: float) -> str:
-            return f"{ticks / total * 100 * cpus:.0f}%"
-
-        parts = [f"gunicorn {share(server)}", f"wrk {share(wrk)}"]
-        if postgres / total * cpus >= 0.01:
-            parts.append(f"PostgreSQL server {share(postgres)}")
-        parts += [f"other processes {share(other)}", f"idle {share(max(total - busy - steal, 0))}"]
-        if steal / total * cpus >= 0.01:
-            parts.append(f"steal {share(steal)}")
-        self.summary = ", ".join(parts)
-
-
-def run_wrk(wrk: str, args, url: str, seconds: int, script: Path | None) -> str:
-    command = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--latency"]
-    if script is not None:
-        command += ["-s", str(script)]
-    command.append(url)
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def load(wrk: str, args, server: Gunicorn, path: str, script: Path | None) -> Result:
+def load(wrk: str, args, server: Process, path: str, script: Path | None) -> Result:
     url = server.base + path
     if args.warmup > 0:
-        log(f"warm-up {args.warmup}s: {path}")
+        log(f"warm-up {args.warmup}s: {server.name} {path}")
         run_wrk(wrk, args, url, args.warmup, script)
-    log(f"measuring {args.seconds}s: {path}")
-    with CpuMeter(server.process.pid) as cpu:
+    log(f"measuring {args.seconds}s: {server.name} {path}")
+    with CpuMeter(server.process.pid, server.cpu_label) as cpu:
         output = run_wrk(wrk, args, url, args.seconds, script)
     result = parse_wrk(path, output)
-    result.cpu = cpu.summary
+    result.cpu, result.server_cpus = cpu.summary, cpu.server_cpus
     if args.verbose:
         print(result.raw)
     return result
@@ -611,10 +430,6 @@ class WallClock:
     def unwrap(self) -> None:
         while self._undo:
             self._undo.pop()()
-
-
-def warn(message: str) -> None:
-    print(f"bench: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _statement(sql: str, params=None) -> str:  # execute_sql's signature
@@ -1042,7 +857,13 @@ def _cprofile_lines(
 
 
 def section(
-    args, db: Database, info: dict[str, str], token: Result, baseline: Result, profile: str | None
+    args,
+    db: Database,
+    info: dict[str, str],
+    token: Result,
+    baseline: Result,
+    profile: str | None,
+    comparison: list[str] | None = None,
 ) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     database = (
@@ -1050,25 +871,42 @@ def section(
         if db.kind == "sqlite"
         else "PostgreSQL (own temporary database, peewee connection pool), same machine"
     )
+    heading = f"## {now} -- {db.kind}"
+    heading += ", against node-oidc-provider" if comparison else ""
+    heading += ", with `--profile`" if profile else ""
+    heading += f" -- {args.note}" if args.note else ""
+    servers = "; ".join(
+        f"`{kind}`: " + PythonServer(kind, WORKERS, args.server_threads).describe()
+        for kind in args.server
+    )
     text = [
-        f"## {now} -- {db.kind}" + (", with `--profile`" if profile else ""),
+        heading,
         "",
         f"- machine: {info['nproc']} CPUs (`nproc`), {info['cpu']}, {info['memory']} RAM, "
         f"{info['kernel']}, Python {info['python']}",
         f"- database: {database}",
-        f"- server: gunicorn {info['gunicorn']}, {WORKERS} workers, worker class `{WORKER_CLASS}` "
+        f"- server: {servers}; {WORKERS} workers unless said otherwise, rate limits at their "
+        "defaults, "
         + (
-            "(no keep-alive: one TCP connection per request)"
-            if WORKER_CLASS == "sync"
-            else f"({WORKER_THREADS} threads, keep-alive)"
+            "one `customize_access_token` plugin (one claim)" if not args.no_plugin else "no plugin"
+        ),
+    ]
+    if comparison:
+        text.append(
+            f"- reference: {info['node']}, one process, in-memory adapter, JWT (ES256) "
+            "access tokens with one extra claim (`benchmarks/node-oidc/server.mjs`)"
         )
-        + ", rate limits at their defaults",
+    text += [
         f"- load: wrk {info['wrk']} `-t{args.threads} -c{args.connections} -d{args.seconds}s --latency` "
-        f"after a {args.warmup} s warm-up per route, from a separate process on the same machine: "
-        f"wrk and gunicorn share the {info['nproc']} CPUs",
+        f"after a {args.warmup} s warm-up per run, from a separate process on the same machine: "
+        f"wrk and the servers share the {info['nproc']} CPUs",
         f"- CPU busy in the second before the run: {info['busy']} of one CPU",
         f"- commit: {git_commit()}",
         "",
+    ]
+    if comparison:
+        text += [*comparison, "", f"The same server's baseline (`{args.server[0]}`, round 1):", ""]
+    text += [
         table(token, baseline),
         "",
         cpu_lines(token, baseline),
@@ -1096,14 +934,52 @@ def record(text: str) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Load benchmark of the client-credentials token endpoint (gunicorn + wrk)."
+        description="Load benchmark of the client-credentials token endpoint (wrk), optionally "
+        "side by side with node-oidc-provider (--reference node)."
     )
     parser.add_argument("--seconds", type=int, default=10, help="measured wrk run per route (10)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument(
+        "--threads", type=int, help="wrk threads (2; 1 with --reference, as in issue 13)"
+    )
     parser.add_argument(
         "--warmup", type=int, default=2, help="warm-up run per route, seconds (2; 0: none)"
     )
+    parser.add_argument(
+        "--server",
+        action="append",
+        choices=sorted(PYTHON_SERVERS),
+        help="the Python server running Portcullis: sync (gunicorn sync workers, the default), "
+        "gthread (gunicorn threads, keep-alive) or granian (WSGI, `pip install -e .[bench]`); "
+        "repeat it to measure several in one run (with --reference, each against node)",
+    )
+    parser.add_argument(
+        "--server-threads",
+        type=int,
+        help="threads per worker: gthread's --threads, granian's --blocking-threads (4); "
+        "sync ignores it",
+    )
+    parser.add_argument(
+        "--reference",
+        choices=["node"],
+        help="node: also run node-oidc-provider (benchmarks/node-oidc) and measure A/B/A/B "
+        "against it, printing the ratios",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds of A/B/A/B with --reference (2)"
+    )
+    parser.add_argument(
+        "--node-warmup",
+        type=int,
+        default=10,
+        help="with --reference: node-oidc-provider's one warm-up before round 1, seconds (10)",
+    )
+    parser.add_argument(
+        "--no-plugin",
+        action="store_true",
+        help="load no plugin (default: one customize_access_token plugin adding one claim)",
+    )
+    parser.add_argument("--note", help="added to the heading of the section in RESULTS.md")
     parser.add_argument(
         "--database-url",
         help="postgresql://USER@HOST:PORT/DB: benchmark on this PostgreSQL server, in a database "
@@ -1130,19 +1006,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--verbose", action="store_true", help="print wrk's full output")
     args = parser.parse_args(argv)
+    if args.threads is None:
+        args.threads = 1 if args.reference else 2
+    args.server = list(dict.fromkeys(args.server or ["sync"]))
     if args.seconds < 1 or args.connections < 1 or args.threads < 1 or args.warmup < 0:
         parser.error("--seconds, --connections and --threads must be >= 1, --warmup >= 0")
+    if args.node_warmup < 0:
+        parser.error("--node-warmup must be >= 0")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads (wrk needs one per thread)")
-    if args.profile_requests < 1:
-        parser.error("--profile-requests must be >= 1")
+    if args.profile_requests < 1 or args.rounds < 1:
+        parser.error("--profile-requests and --rounds must be >= 1")
+    if args.server_threads is not None and args.server_threads < 1:
+        parser.error("--server-threads must be >= 1")
+    if len(args.server) > 1 and not args.reference:
+        parser.error("several --server need --reference node (each is measured against it)")
     if args.profile_only:
         args.profile, args.no_record = True, True
     return args
 
 
 def _terminate(signum, frame):  # a signal handler's signature
-    raise SystemExit(128 + signum)  # so the finally blocks stop gunicorn and drop the database
+    raise SystemExit(128 + signum)  # so the finally blocks stop the servers and drop the database
 
 
 def profile_only(args: argparse.Namespace) -> int:
@@ -1153,7 +1038,7 @@ def profile_only(args: argparse.Namespace) -> int:
     try:
         (workdir / "instance").mkdir()
         db = make_database(args, workdir)
-        use_environment(server_environment(workdir / "instance", db.url, "http://127.0.0.1"))
+        use_environment(environment(args, workdir, db, "http://127.0.0.1"))
         log(f"setting up {db.kind} instance in {workdir}")
         client_id, secret = set_up_instance()
         log(f"profiling {args.profile_requests} token requests in-process")
@@ -1172,13 +1057,118 @@ def profile_only(args: argparse.Namespace) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def environment(args, workdir: Path, db: Database, issuer: str) -> dict[str, str]:
+    plugins = (workdir / "no-plugins") if args.no_plugin else None
+    if plugins is not None:
+        plugins.mkdir(exist_ok=True)
+    return server_environment(workdir / "instance", db.url, issuer, plugins)
+
+
+@dataclass
+class Bench:
+    """What one run of ``main`` set up: the folder, the database, the client, the servers."""
+
+    args: argparse.Namespace
+    wrk: str
+    workdir: Path
+    db: Database
+    auth: str = ""
+    client_id: str = ""
+    secret: str = ""
+    servers: list[Process] = field(default_factory=list)
+
+    def start_python(self, kind: str, workers: int) -> Process:
+        port = free_port()
+        env = environment(self.args, self.workdir, self.db, f"http://127.0.0.1:{port}")
+        server = PythonServer(kind, workers, self.args.server_threads)
+        process = start_python(server, port, env, self.workdir)
+        self.servers.append(process)
+        return process
+
+    def token_script(self, name: str, form: dict) -> Path:
+        script = self.workdir / name
+        script.write_text(
+            TOKEN_LUA.format(body=lua_string(urlencode(form)), auth=lua_string(self.auth))
+        )
+        return script
+
+    def stop(self) -> None:
+        while self.servers:
+            self.servers.pop().stop()
+
+
+def measure_alone(bench: Bench) -> tuple[Result, Result]:
+    """Without a reference: the token endpoint, then the baseline, on one server (2 workers)."""
+    server = bench.start_python(bench.args.server[0], WORKERS)
+    server.wait_healthy()
+    check_endpoints(server.base, bench.auth)
+    if not bench.args.no_plugin:
+        reference.check_token(
+            server.name, server.base, TOKEN_PATH, TOKEN_FORM, bench.auth, API_IDENTIFIER
+        )
+    script = bench.token_script("token.lua", TOKEN_FORM)
+    return load(bench.wrk, bench.args, server, TOKEN_PATH, script), load(
+        bench.wrk, bench.args, server, BASELINE_PATH, None
+    )
+
+
+def measure_against_node(bench: Bench, node: str) -> tuple[Result, Result, reference.Comparison]:
+    """--reference node: every server started at once (idle while another is loaded), each
+    checked with one token, then the rounds, then the baseline of the first server."""
+    args = bench.args
+    env = reference.node_environment(
+        dict(os.environ), bench.client_id, bench.secret, API_IDENTIFIER, API_SCOPES
+    )
+    node_server = start_node(node, free_port(), env, bench.workdir)
+    bench.servers.append(node_server)
+    python = {(k, w): bench.start_python(k, w) for k in args.server for w in (WORKERS, 1)}
+    for server in bench.servers:
+        server.wait_healthy()
+    first = python[(args.server[0], WORKERS)]
+    check_endpoints(first.base, bench.auth)
+    comparison = reference.Comparison()
+    node_form = {**NODE_FORM, "scope": " ".join(API_SCOPES)}
+    for server, path, form in [
+        *((server, TOKEN_PATH, TOKEN_FORM) for server in python.values()),
+        (node_server, NODE_TOKEN_PATH, node_form),
+    ]:
+        claims = reference.check_token(
+            server.name, server.base, path, form, bench.auth, API_IDENTIFIER
+        )
+        comparison.claims[server.name] = sorted(claims)
+    script = bench.token_script("token.lua", TOKEN_FORM)
+    node_script = bench.token_script("node-token.lua", node_form)
+    # Once more before round 1: every worker's caches and node's JIT; node gets longer, as its
+    # first measured run came out at half its later ones after a 1-2 s warm-up.
+    for server in bench.servers:
+        is_node = server is node_server
+        seconds = args.node_warmup if is_node else args.warmup
+        if seconds > 0:
+            lua, path = (node_script, NODE_TOKEN_PATH) if is_node else (script, TOKEN_PATH)
+            log(f"first warm-up {seconds}s: {server.name}")
+            run_wrk(bench.wrk, args, server.base + path, seconds, lua)
+    for number in range(1, args.rounds + 1):
+        for kind in args.server:
+            for series, server, path, lua in (
+                (f"Portcullis {kind} x{WORKERS}", python[(kind, WORKERS)], TOKEN_PATH, script),
+                (reference.node_series(kind), node_server, NODE_TOKEN_PATH, node_script),
+                (f"Portcullis {kind} x1", python[(kind, 1)], TOKEN_PATH, script),
+            ):
+                comparison.add(number, series, load(bench.wrk, args, server, path, lua))
+    token = comparison.series(f"Portcullis {args.server[0]} x{WORKERS}", 1)[0]
+    baseline = load(bench.wrk, args, first, BASELINE_PATH, None)
+    return token, baseline, comparison
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     if args.profile_only:
         return profile_only(args)
     wrk = ensure_wrk()
+    node = ensure_node() if args.reference else None
     info = machine_info()
+    info["node"] = node_versions(node) if node else ""
     info["busy"] = f"{cpu_busy_now():.0f}%"
     if float(info["busy"].rstrip("%")) > 20:
         log(
@@ -1187,54 +1177,58 @@ def main(argv: list[str] | None = None) -> int:
         )
     workdir = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
     db: Database | None = None
-    server: Gunicorn | None = None
+    bench: Bench | None = None
     try:
         (workdir / "instance").mkdir()
         db = make_database(args, workdir)
-        port = free_port()
-        env = server_environment(workdir / "instance", db.url, f"http://127.0.0.1:{port}")
-        use_environment(env)
+        bench = Bench(args, wrk, workdir, db)
+        use_environment(environment(args, workdir, db, "http://127.0.0.1"))
         log(f"setting up {db.kind} instance in {workdir}")
-        client_id, secret = set_up_instance()
-        auth = basic_auth(client_id, secret)
-
-        server = Gunicorn(port, env, workdir / "gunicorn.log")
-        log("starting " + " ".join(server.command[2:]))
-        server.wait_healthy()
-        check_endpoints(server.base, auth)
-
-        script = workdir / "token.lua"
-        script.write_text(
-            TOKEN_LUA.format(body=lua_string(urlencode(TOKEN_FORM)), auth=lua_string(auth))
-        )
-        token = load(wrk, args, server, TOKEN_PATH, script)
-        baseline = load(wrk, args, server, BASELINE_PATH, None)
-        server.stop()
-        server = None
-
-        print()
-        print(table(token, baseline))
-        print(cpu_lines(token, baseline))
-        print(f"\ntokens issued: {token.ok_per_second:,.0f}/s ({db.kind}); {REFERENCE}")
-
-        summary = None
-        if args.profile:
-            log(f"profiling {args.profile_requests} token requests in-process")
-            report, summary = profile_token_endpoint(client_id, secret, args.profile_requests)
-            print(report)
-            print(summary)
-        if not args.no_record:
-            record(section(args, db, info, token, baseline, summary))
-        return 0
+        bench.client_id, bench.secret = set_up_instance()
+        bench.auth = basic_auth(bench.client_id, bench.secret)
+        comparison = None
+        if node:
+            token, baseline, comparison = measure_against_node(bench, node)
+        else:
+            token, baseline = measure_alone(bench)
+        bench.stop()
+        return report(args, db, info, bench, token, baseline, comparison)
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 1
     finally:
-        if server is not None:
-            server.stop()
+        if bench is not None:
+            bench.stop()
         if db is not None:
             db.drop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(args, db, info, bench: Bench, token, baseline, comparison) -> int:
+    """Print (and record) the results; exit status 1 when any measured run had errors."""
+    lines = None
+    print()
+    if comparison is not None:
+        lines = reference.summary_lines(comparison, args.server, args.rounds)
+        print("\n".join(lines))
+        print()
+    print(table(token, baseline))
+    print(cpu_lines(token, baseline))
+    print(f"\ntokens issued: {token.ok_per_second:,.0f}/s ({db.kind}); {REFERENCE}")
+    summary = None
+    if args.profile:
+        log(f"profiling {args.profile_requests} token requests in-process")
+        profiled, summary = profile_token_endpoint(
+            bench.client_id, bench.secret, args.profile_requests
+        )
+        print(profiled)
+        print(summary)
+    if not args.no_record:
+        record(section(args, db, info, token, baseline, summary, lines))
+    errors = token.errors + baseline.errors + (comparison.errors if comparison else 0)
+    if errors:
+        print(f"bench: error: {errors} failed requests: the numbers are not valid", file=sys.stderr)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
