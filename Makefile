@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# The suite runs in parallel, a test file per worker (module-scoped live servers stay shared).
+TEST_WORKERS ?= auto
 
 .PHONY: install run test lint format bench browser clean floors
 
@@ -25,7 +27,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || sh scripts/install-chromium.sh
 
 test: install browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
