@@ -7,6 +7,8 @@ RUN_STAMP := $(VENV)/.installed-run
 HOST ?= 127.0.0.1
 PORT ?= 5000
 PIP := $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off
+# The suite runs in parallel, a test file per worker (module-scoped live servers stay shared).
+TEST_WORKERS ?= auto
 
 # `make run` makes the issuer (discovery, tokens, the demo banner) the address it serves on,
 # unless PORTCULLIS_ISSUER is set in the environment or the instance's config.py sets ISSUER.
@@ -48,7 +50,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || sh scripts/install-chromium.sh
 
 test: install browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
