@@ -48,6 +48,7 @@ def _finish(environ: dict, state: dict, status: int, seconds: float) -> None:
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     metrics.count_request(state["endpoint"], method, status, seconds)
     fields = {
+        "request_id": state["request_id"],
         "method": logs.printable(method, 16),
         "path": logs.printable(path),
         "status": status,
