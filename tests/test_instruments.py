@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import sys
 
+import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
+from app import create_app
 from oauth import logs
 from oauth.storage.models import SigningKey
+from tests.conftest import FAST_HASHING, PG_ADMIN_URL, REQUIRE_PG
 from tests.m2m_helpers import API, cc_token, setup_m2m
 from tests.oauth_helpers import Flow, make_client
 from tests.test_mail import sign_up
@@ -293,3 +297,63 @@ def test_healthz_fails_without_a_current_key_and_says_why_only_here(make_app):
         remote = client.get("/healthz", **caller)
         assert remote.status_code == 503 and remote.get_json()["failed"] == ["keys"]
         assert "error" not in remote.get_json()["keys"]
+
+
+@pytest.fixture
+def own_app(tmp_path):
+    """Apps on databases of their own (the test breaks them), closed afterwards."""
+    built = []
+
+    def build(url: str):
+        config = {"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test-" + secrets.token_hex(8),
+                  "PLUGINS_DIR": str(tmp_path / "plugins"), **FAST_HASHING}  # fmt: skip
+        built.append(create_app(config))
+        return built[-1]
+
+    yield build
+    for app in built:
+        app.extensions["portcullis.mail"].join(timeout=10)
+        app.extensions["portcullis.database"].close_all()
+
+
+def assert_database_failed(client):
+    local = client.get("/healthz")
+    assert local.status_code == 503
+    body = local.get_json()
+    assert body["status"] == "unavailable" and body["failed"] == ["database"]
+    assert body["database"] == "error" and body["database_error"]
+    remote = client.get("/healthz", environ_base=REMOTE).get_json()
+    assert remote["failed"] == ["database"] and "database_error" not in remote
+    assert "error" not in json.dumps(remote).replace('"error"', "")  # the word, not a text
+
+
+def test_healthz_sees_a_sqlite_file_that_became_unreadable(own_app, tmp_path):
+    path = tmp_path / "broken.db"
+    app = own_app(f"sqlite:///{path}")
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    app.extensions["portcullis.database"].close_all()  # the WAL goes into the file
+    for extra in (path.with_name("broken.db-wal"), path.with_name("broken.db-shm")):
+        extra.unlink(missing_ok=True)
+    path.write_bytes(b"this is not a database" * 300)
+    assert_database_failed(client)
+
+
+def test_healthz_sees_a_dropped_postgresql_database(own_app):
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        if REQUIRE_PG:
+            pytest.fail(str(error))
+        pytest.skip(f"PostgreSQL not reachable: {error}")
+    name = f"portcullis_health_{secrets.token_hex(4)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            app = own_app(re.sub(r"/[^/]*$", f"/{name}", PG_ADMIN_URL))
+            client = app.test_client()
+            assert client.get("/healthz").status_code == 200
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            assert_database_failed(client)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

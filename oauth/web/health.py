@@ -71,7 +71,7 @@ def healthz():
     parts = {"database": database_part}
     if database_part["status"] == "ok":  # keys and mail are read from the database
         parts |= {"keys": _keys(), "mail": _mail()}
-    failed = [name for name in ("database", "keys") if parts.get(name, {}).get("status") != "ok"]
+    failed = [n for n in ("database", "keys") if n in parts and parts[n]["status"] != "ok"]
     local = is_local_caller()
     body: dict = {"status": "unavailable" if failed else "ok"}
     for name, part in parts.items():
