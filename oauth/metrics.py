@@ -80,10 +80,22 @@ MAIL = Counter(
 )
 
 
+# (endpoint, method, status) -> its counter and histogram: ``labels()`` takes a lock and
+# builds a key on every call; the token hot path looks them up in a plain dict instead.
+_request_series: dict[tuple, tuple] = {}
+
+
 def count_request(endpoint: str | None, method: str, status: int, seconds: float) -> None:
-    endpoint = endpoint or "none"
-    REQUESTS.labels(endpoint, method if method in METHODS else "other", str(status)).inc()
-    LATENCY.labels(endpoint).observe(seconds)
+    key = (endpoint, method, status)
+    series = _request_series.get(key)
+    if series is None:
+        name = endpoint or "none"
+        verb = method if method in METHODS else "other"
+        series = (REQUESTS.labels(name, verb, str(status)), LATENCY.labels(name))
+        if len(_request_series) < 10_000:  # bounded even if methods are odd
+            _request_series[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def count_token(grant_type: str | None) -> None:
