@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from flask import Flask, current_app
@@ -19,6 +18,7 @@ from oauth.registry import cache as registry_cache
 from oauth.storage import db
 from oauth.storage.migrations import migrate
 from oauth.tokens import keys
+from oauth.web import instruments
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -63,13 +63,11 @@ def finish_setup(app: Flask) -> None:
 
 
 def setup_config(app: Flask, test_config: dict | None) -> None:
-    """Defaults, instance/config.py, PORTCULLIS_* variables, test_config; checked; logging.
-    The instance folder and the secret key come with ``finish_setup``."""
+    """Defaults, instance/config.py, PORTCULLIS_* variables, test_config; checked; logging,
+    request ids, the request log line and metrics (``web/instruments.py``). The instance
+    folder and the secret key come with ``finish_setup``."""
     config.load_config(app, test_config, prepare=False)
-    if not app.debug and not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+    instruments.init_app(app)
 
 
 def setup_storage(app: Flask) -> None:

@@ -33,7 +33,7 @@ class ConfigError(Exception):
 
 def defaults(app: Flask) -> dict:
     """Every setting and its default (the README's table lists the same)."""
-    return {**_core(app), **_limits(), **_accounts(app), **_outbound()}
+    return {**_core(app), **_limits(), **_accounts(app), **_outbound(), **_operations()}
 
 
 def _core(app: Flask) -> dict:
@@ -127,6 +127,15 @@ def _outbound() -> dict:
     }
 
 
+def _operations() -> dict:
+    return {
+        # text, or json: one JSON object per line on stderr (every record, with request_id).
+        "LOG_FORMAT": "text",
+        # /metrics answers loopback callers, and others presenting this bearer token.
+        "METRICS_TOKEN": None,
+    }
+
+
 def load_config(app: Flask, test_config: dict | None = None, prepare: bool = True) -> None:
     """Layer the configuration onto ``app.config`` and validate it; ``prepare``: also create
     the instance folder and the secret key (``prepare_instance``)."""
@@ -173,6 +182,9 @@ def _normalise(app: Flask) -> None:
         host = urlsplit(config["ISSUER"]).hostname or "localhost"
         config["MAIL_FROM"] = f"Portcullis <no-reply@{host}>"
     config["KEY_ENCRYPTION_KEY"] = _key_encryption_keys(config["KEY_ENCRYPTION_KEY"])
+    config["LOG_FORMAT"] = str(config["LOG_FORMAT"]).strip().lower()
+    if config["METRICS_TOKEN"] is not None:  # all digits reads as a number from the environment
+        config["METRICS_TOKEN"] = str(config["METRICS_TOKEN"]).strip() or None
 
 
 def _key_encryption_keys(value) -> list[str] | None:
@@ -289,6 +301,7 @@ def validate(app: Flask) -> None:
                 f"PORTCULLIS_{name}: expected a whole number of seconds, got {value!r}"
             )
     _validate_mail(config)
+    _validate_operations(config)
     if config["SIGNING_ALG"] not in ("ES256", "RS256"):
         raise ConfigError(
             f"PORTCULLIS_SIGNING_ALG: expected ES256 or RS256, got {config['SIGNING_ALG']!r}"
@@ -325,6 +338,16 @@ def _validate_mail(config) -> None:
     if any(ch in str(config["MAIL_FROM"]) for ch in "\r\n"):
         raise ConfigError(
             "PORTCULLIS_MAIL_FROM: one line, like 'Portcullis <no-reply@example.com>'"
+        )
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _validate_operations(config) -> None:
+    if config["LOG_FORMAT"] not in LOG_FORMATS:
+        raise ConfigError(
+            f"PORTCULLIS_LOG_FORMAT: expected text or json, got {config['LOG_FORMAT']!r}"
         )
 
 

@@ -190,6 +190,7 @@ def test_fuzz_public_pages(world):
         Route("/.well-known/jwks.json", ("GET",), {"kid": text}),
         Route("/healthz", ("GET",)),
         Route("/livez", ("GET",)),
+        Route("/metrics", ("GET",), {"x": text}),
         Route("/static/{name}", ("GET",), {}, {"name": st.sampled_from(["style.css", "..%2f"])}),
         Route("/{anything}", ("GET", "POST"), {"a": text}, {"anything": text}),
         Route("/oauth/{anything}", ("GET", "POST"), {"a": text}, {"anything": text}),

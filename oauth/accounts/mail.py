@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import peewee
 from flask import Flask, current_app, request
 
-from oauth import audit
+from oauth import audit, metrics
 from oauth.accounts import account_tokens, mail_transport
 from oauth.accounts.mail_transport import MailError, Message
 from oauth.storage.db import database, write_transaction
@@ -133,6 +133,7 @@ def _finish(row: MailOutbox, status: str) -> None:
             MailOutbox.id == row.id
         ).execute()
     if status == "sent":
+        metrics.MAIL.labels("sent").inc()
         log.info("mail %s (%s) sent to %s", row.id, row.kind, row.to_address)
 
 
@@ -144,6 +145,7 @@ def retry_delay(attempts: int) -> int:
 def _failed(row: MailOutbox, error: str) -> None:
     attempts = MailOutbox.get_by_id(row.id).attempts
     gave_up = attempts >= MAX_ATTEMPTS
+    metrics.MAIL.labels("failed").inc()
     retry_at = utcnow() + dt.timedelta(seconds=retry_delay(attempts))
     log.warning(
         "mail %s (%s) to %s failed (attempt %s%s): %s",

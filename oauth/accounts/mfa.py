@@ -26,7 +26,7 @@ import pyotp
 import segno
 from flask import current_app
 
-from oauth import audit
+from oauth import audit, metrics
 from oauth.accounts import passkeys
 from oauth.security import KeyDecryptionError, sha256_hex
 from oauth.storage.db import write_transaction
@@ -268,6 +268,8 @@ def verify(user: User, code: str) -> str | None:
             audit.record("mfa.failed", user_id=user.id)
         else:
             audit.record("mfa.verified", user_id=user.id, method=method)
+    if method is None:
+        metrics.SIGN_IN_FAILURES.labels("second_factor").inc()
     return method
 
 

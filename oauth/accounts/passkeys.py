@@ -34,7 +34,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from oauth import audit
+from oauth import audit, metrics
 from oauth.security import sha256_hex
 from oauth.storage.db import write_transaction
 from oauth.storage.models import BaseModel, JSONField, User, utcnow
@@ -341,4 +341,5 @@ def verify_assertion(purpose: str, response_json: str, user: User | None = None)
                 method="webauthn",
                 reason=str(error),
             )
+        metrics.SIGN_IN_FAILURES.labels("passkey" if user is None else "second_factor").inc()
         raise

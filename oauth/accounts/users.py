@@ -9,7 +9,7 @@ from collections.abc import Callable
 import peewee
 from flask import current_app
 
-from oauth import audit
+from oauth import audit, metrics
 from oauth.accounts import browser_sessions, passwords
 from oauth.plugins.hookspecs import SignupDenied
 from oauth.plugins.host import PluginError
@@ -161,6 +161,7 @@ def _failed(email: str, user: User | None, reason: str | None = None) -> None:
         details["reason"] = reason
     with write_transaction():
         audit.record("login.failed", user_id=user.id if user else None, **details)
+    metrics.SIGN_IN_FAILURES.labels("password").inc()
 
 
 def set_password(

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 
+from oauth import metrics
 from oauth.storage.models import HookStat, utcnow
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,10 @@ class HookStats:
         """Count one call (``outcome``: ok, failed or denied)."""
         if dry_run.get():
             return
+        if count_call:
+            metrics.HOOK_CALLS.labels(plugin, hook).inc()
+        if outcome == "failed":
+            metrics.HOOK_FAILURES.labels(plugin, hook).inc()
         with self._lock:
             entry = self._pending.setdefault((plugin, hook), [0, 0, 0, 0.0])
             entry[0] += 1 if count_call else 0

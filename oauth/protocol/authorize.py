@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from flask import current_app, session
 from werkzeug.datastructures import MultiDict
 
-from oauth import audit
+from oauth import audit, logs
 from oauth.accounts import consents
 from oauth.protocol import oidc, pending, resources
 from oauth.protocol.assurance import needs_second_factor
@@ -66,6 +66,7 @@ def validate_request(args: MultiDict) -> AuthorizationRequest:
     unless the client registered itself (``untrusted``): then the page too.
     """
     client, redirect_uri, redirect_uri_sent = _client_and_redirect_uri(args)
+    logs.note(client_id=client.client_id)  # for the request's log line
     has_nul = any("\x00" in value for value in args.values())
     overlong = pending.too_long(args)
     state = None if has_nul or overlong == "state" else args.get("state")
@@ -266,6 +267,7 @@ def load_pending(authorization_id: str | None) -> AuthorizationRequest:
             "Request expired",
             "This authorization request expired. Go back to the application and try again.",
         )
+    logs.note(client_id=row.client_id, user_id=row.user_id)
     return row
 
 

@@ -28,7 +28,7 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 
-from oauth import audit
+from oauth import audit, logs
 from oauth.accounts import consents
 from oauth.plugins.hookspecs import TokenContext
 from oauth.protocol import resources
@@ -213,6 +213,7 @@ def _context(grant, grant_type: str, session: OAuthSession, scopes: list[str]) -
 
 
 def _issued(user: User, client: Client, grant_type: str) -> None:
+    logs.note(user_id=user.id)  # the token's subject, for the request's log line
     consents.touch(user, client)
     clients.touch_last_used(client)
     audit.record("token.issued", user_id=user.id, client_id=client.client_id, grant_type=grant_type)

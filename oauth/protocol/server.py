@@ -7,6 +7,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from flask import Flask, current_app
 from flask import request as flask_request
 
+from oauth import logs
 from oauth.protocol import grants
 from oauth.protocol.client_credentials import ClientCredentialsGrant
 from oauth.protocol.endpoints import register_endpoints
@@ -20,11 +21,13 @@ class AuthorizationServer(FlaskAuthorizationServer):
         # whichever method the client tried, and one description whether or not the client
         # exists (Authlib's "does not exist" would let anyone enumerate client ids).
         try:
-            return super().authenticate_client(request, methods, endpoint)
+            client = super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
             error.status_code = 401
             error.description = "Client authentication failed."
             raise
+        logs.note(client_id=client.client_id)  # for the request's log line
+        return client
 
     def create_token_response(self, request=None):
         if not flask_request.form.get("grant_type"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
 from flask import Flask, current_app, has_app_context
 
@@ -161,6 +162,28 @@ def signing_key(alg: str | None = None) -> jwt.KeyMaterial:
     if not current.can_sign:
         raise KeyServiceError(f"signing key {current.kid} does not decrypt: see the log")
     return current
+
+
+# A snapshot older than KEYS_REFRESH_SECONDS plus this, right after a read that should have
+# reloaded it, means this worker cannot reload its keys.
+STALE_AFTER_SECONDS = 30
+
+
+def health() -> dict:
+    """What /healthz shows about signing keys (never any key material): a current key of
+    SIGNING_ALG that signs, and the age of this worker's snapshot (reloaded here if due)."""
+    alg = _default_alg()
+    snapshot = _snapshot()
+    age = time.monotonic() - snapshot.loaded_at
+    summary = {"status": "ok", "algorithm": alg, "cache_age_seconds": round(age, 1)}
+    current = snapshot.current.get(alg)
+    if current is None:
+        summary |= {"status": "error", "problem": f"no current {alg} signing key"}
+    elif not current.can_sign:
+        summary |= {"status": "error", "problem": f"the current {alg} key does not decrypt"}
+    elif age > _refresh_seconds() + STALE_AFTER_SECONDS:
+        summary |= {"status": "error", "problem": "this worker's key cache is stale"}
+    return summary
 
 
 def verification_keys() -> dict[str, jwt.KeyMaterial]:

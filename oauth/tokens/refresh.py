@@ -18,9 +18,9 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
 
-from oauth import audit
+from oauth import audit, metrics
 from oauth.security import random_token, sha256_hex
-from oauth.storage.db import for_update
+from oauth.storage.db import database, for_update
 from oauth.storage.models import Client, OAuthSession, RefreshToken, utcnow
 
 MAX_SUCCESSORS = 64
@@ -111,6 +111,7 @@ def _replay(row: RefreshToken, plain: str, session: OAuthSession) -> str:
     audit.record(
         "refresh_token.reuse_detected", user_id=session.user_id, client_id=session.client_id
     )
+    database.after_commit(metrics.REFRESH_REUSE.inc)
     raise InvalidGrantError("The refresh token was already used; the session has been revoked.")
 
 

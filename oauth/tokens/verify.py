@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from oauth import logs
 from oauth.security import lookup_key
 from oauth.storage.models import OAuthSession, RevokedAccessToken, User
 from oauth.tokens import keys
@@ -42,6 +43,7 @@ def verify_access_token(token: str) -> VerifiedToken:
     ):
         raise InvalidTokenError("token revoked")
     session_id = claims.get("session_id")
+    logs.note(client_id=claims.get("client_id"))  # for the request's log line
     if not session_id:
         return VerifiedToken(claims, None, None)
     session = OAuthSession.get_or_none(OAuthSession.id == session_id)
@@ -50,4 +52,5 @@ def verify_access_token(token: str) -> VerifiedToken:
     user = User.get_or_none(User.id == claims.get("sub"))
     if user is None or user.disabled or user.id != session.user_id:
         raise InvalidTokenError("user not active")
+    logs.note(user_id=user.id)
     return VerifiedToken(claims, user, session)

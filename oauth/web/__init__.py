@@ -1,5 +1,5 @@
 """The web layer: one module per blueprint (auth, consent, settings, admin, protocol,
-wellknown, health, errors) and the forms they share."""
+wellknown, health, metrics, errors) and the forms they share."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from oauth.web import (
     health,
     issuer_host,
     logout,
+    metrics,
     mfa,
     passkeys,
     protocol,
@@ -37,6 +38,7 @@ def use_template_overrides(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     use_template_overrides(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(mfa.bp)

@@ -8,6 +8,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
+from oauth import metrics
 from oauth.plugins.hookspecs import TokenDenied
 from oauth.plugins.host import PluginError
 from oauth.plugins.host import host as plugin_host
@@ -85,11 +86,14 @@ def token():
     # writes in one short transaction of its own (protocol/grants.py). A refused or failing
     # plugin therefore leaves nothing consumed and no refresh token rotated.
     try:
-        return authorization_server().create_token_response()
+        response = authorization_server().create_token_response()
     except TokenDenied as denial:
         return oauth_error(denial.status_code, denial.error, denial.description)
     except PluginError as failure:
         return _plugin_failed(failure)
+    if response.status_code == 200:
+        metrics.count_token(request.form.get("grant_type"))
+    return response
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
