@@ -5,6 +5,7 @@ terminal anything but "y" changes nothing. The terminal is a real pty around a r
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import pty
 import select
@@ -17,7 +18,7 @@ import pytest
 
 from oauth.accounts import users as accounts
 from oauth.registry import apis, client_grants, clients
-from oauth.storage.models import AuditEvent, Client, ClientGrant, SigningKey, User
+from oauth.storage.models import AuditEvent, Client, ClientGrant, SigningKey, User, utcnow
 from oauth.tokens import keys
 from tests.m2m_helpers import API, setup_m2m
 
@@ -206,3 +207,28 @@ def test_the_question_at_a_terminal_and_a_closed_stdin(app, flask_env):
     with app.app_context():
         assert clients.get_client(client_id) is None
         assert client_grants.list_grants() == []
+
+
+def test_keys_rotate_warns_without_a_standby_key_published_long_enough(app, client, runner):
+    cache_control = client.get("/.well-known/jwks.json").headers["Cache-Control"]
+    assert cache_control == f"public, max-age={keys.JWKS_MAX_AGE}"  # what the warning cites
+    rotated = runner.invoke(args=["keys", "rotate", "--alg", "RS256", "--yes"])
+    assert rotated.exit_code == 0, rotated.output
+    [warning] = rotated.stderr.strip().splitlines()
+    assert warning.startswith("Warning: no standby RS256 key has been published for 300 seconds")
+    assert f"Cache-Control max-age={keys.JWKS_MAX_AGE}" in warning
+    assert "`flask keys add` first" in warning and "Warning" not in rotated.stdout
+
+    # A standby key of each alg, in the JWKS longer than it may be cached: no warning.
+    with app.app_context():
+        for alg in ("ES256", "RS256"):
+            keys.add_key(alg)
+        long_ago = utcnow() - dt.timedelta(seconds=keys.JWKS_MAX_AGE + 1)
+        SigningKey.update(created_at=long_ago).where(SigningKey.state == "standby").execute()
+        young = keys.add_key("ES256").kid  # a younger one waits: the oldest is promoted
+    quiet = runner.invoke(args=["keys", "rotate", "-y"])
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet.output
+    with app.app_context():
+        assert SigningKey.get_by_id(young).state == "standby"
+        # Only young standby keys left: the warning is back.
+        assert keys.unannounced_algs() == ["ES256", "RS256"]

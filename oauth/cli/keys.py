@@ -10,6 +10,7 @@ import peewee
 
 from oauth.accounts import mfa
 from oauth.cli.support import OneLineErrorGroup, confirm, yes_option
+from oauth.security import lookup_key
 from oauth.storage.models import SigningKey
 from oauth.tokens import jose as jwt
 from oauth.tokens import key_encryption, keys
@@ -111,7 +112,7 @@ def keys_rotate(alg, yes):
 def keys_revoke(kid, yes):
     """Unpublish a standby or previous key; tokens it signed stop verifying (asks first
     unless --yes)."""
-    found = _run(SigningKey.get_or_none, SigningKey.kid == kid)
+    found = _run(SigningKey.get_or_none, SigningKey.kid == kid) if lookup_key(kid) else None
     if found is not None and found.state in (keys.STANDBY, keys.PREVIOUS):
         # Other cases change nothing (already revoked) or are refused by the service.
         confirm(yes, f"Revoke key {found.kid} ({found.alg})? Tokens it signed stop verifying.")
