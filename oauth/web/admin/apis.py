@@ -103,7 +103,7 @@ def api_revoke_grant(api_id: str, client_id: str):
             what=f"{client.client_id} → {api.identifier}",
             consequences=[
                 "The client can no longer get client_credentials tokens for this API.",
-                "Tokens already issued stay valid until they expire.",
+                "It can get tokens for it again only after a new grant.",
             ],
             action=url_for("admin.api_revoke_grant", api_id=api.id, client_id=client.client_id),
             back=url_for("admin.api_detail", api_id=api.id),

@@ -157,8 +157,12 @@ def client_rotate_secret(client_id: str):
         consequences=[
             "A new secret is shown once; only its hash is kept.",
             "The old secret works until the grace period you choose ends, then never again.",
-            "A secret still in an earlier grace period stops working now.",
-        ],
+        ]
+        + (
+            ["The secret still in an earlier grace period stops working now."]
+            if client_secrets.previous_secret_expires_at(client)
+            else []
+        ),
         form=form,
         action=url_for("admin.client_rotate_secret", client_id=client.client_id),
         back=url_for("admin.client_edit", client_id=client.client_id),
