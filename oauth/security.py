@@ -32,6 +32,23 @@ def matches_hash(value: str, stored_hash: str) -> bool:
     return hmac.compare_digest(sha256_hex(value), stored_hash or "")
 
 
+# Compared against when there is no previous secret, so every check hashes and compares twice.
+_NO_PREVIOUS_HASH = "0" * 64
+
+
+def matches_current_or_previous(
+    value: str, current_hash: str, previous_hash: str | None, *, previous_valid: bool
+) -> bool:
+    """``value`` matches the current hash, or the previous one while ``previous_valid``.
+
+    Both comparisons always run in constant time, and are combined with ``|`` and ``&`` on
+    bools (no short circuit): neither the time taken nor the answer says which one matched.
+    """
+    current = matches_hash(value, current_hash)
+    previous = matches_hash(value, previous_hash or _NO_PREVIOUS_HASH)
+    return current | (previous & (previous_valid and previous_hash is not None))
+
+
 def safe_next_path(target: str | None, default: str = "/") -> str:
     """Return ``target`` when it is a same-site path, else ``default``.
 

@@ -25,7 +25,7 @@ def test_cli_user_create_set_password_and_delete_are_audited(app):
     assert changed.exit_code == 0, changed.output
     (event,) = _events(app, "password.changed")
     assert event.user_id == user_id and event.details == {"via": "cli"}
-    assert runner.invoke(args=["users", "delete", "cli@example.com"]).exit_code == 0
+    assert runner.invoke(args=["users", "delete", "cli@example.com", "--yes"]).exit_code == 0
     (event,) = _events(app, "user.deleted")
     # the person is forgotten (issue 10): a pseudonym shared by their events, no email
     assert event.user_id.startswith("deleted-") and event.details == {"via": "cli", "actor": None}

@@ -182,7 +182,7 @@ def test_a_plugin_may_keep_an_account_with_a_message(make_app, plugin_dir):
     assert refused.status_code == 400
     assert "Transfer your billing account first." in refused.get_data(as_text=True)
     assert counts(app, user_id_of(app))["browser_sessions"] == 1  # still signed in, all kept
-    cli = app.test_cli_runner().invoke(args=["users", "delete", EMAIL])
+    cli = app.test_cli_runner().invoke(args=["users", "delete", EMAIL, "--yes"])
     assert cli.exit_code == 1 and "Transfer your billing account first." in cli.output
     assert counts(app, user_id_of(app))["user"] == 1
 
@@ -215,7 +215,10 @@ def test_the_hook_runs_first_outside_any_transaction_and_may_clean_up(
     browser.create_user(email="bob@example.com")
     browser.login()
     assert delete_form(browser.client).status_code == 302
-    assert app.test_cli_runner().invoke(args=["users", "delete", "bob@example.com"]).exit_code == 0
+    assert (
+        app.test_cli_runner().invoke(args=["users", "delete", "bob@example.com", "--yes"]).exit_code
+        == 0
+    )
     calls = [json.loads(line) for line in seen.read_text().splitlines()]
     assert calls == [
         {"email": EMAIL, "via": "settings", "in_transaction": False, "still_there": True},

@@ -714,7 +714,7 @@ def test_cli_delete(runner, app):
     _cli_api(runner)
     client_id = _cli_m2m(runner)
     runner.invoke(args=["apis", "grant", client_id, API])
-    result = runner.invoke(args=["apis", "delete", API])
+    result = runner.invoke(args=["apis", "delete", API, "--yes"])
     assert result.exit_code == 0, result.output
     assert API in result.output and "1 client grant" in result.output
     with app.app_context():
@@ -739,7 +739,7 @@ def test_cli_grant_and_revoke(runner, app):
     with app.app_context():
         (row,) = client_grants.list_grants()
         assert row.scopes == ["write:things"]
-    revoked = runner.invoke(args=["apis", "revoke", client_id, API])
+    revoked = runner.invoke(args=["apis", "revoke", client_id, API, "-y"])
     assert revoked.exit_code == 0, revoked.output
     assert client_id in revoked.output
     with app.app_context():

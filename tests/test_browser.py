@@ -237,8 +237,20 @@ def test_admin_creates_a_client_and_rotates_the_signing_key(app, live_server, pa
     assert secret not in page.content()  # shown once, never again
     shot("clients-after-create")
 
+    # Rotate the secret with a grace period: its confirm page, then both secrets work.
     page.goto(f"{base}/admin/clients/{client_id}")
-    assert page.get_by_role("button", name="Rotate secret").is_visible()
+    page.get_by_role("link", name="Rotate secret…").click()
+    page.get_by_label("Grace period for the old secret").select_option(label="1 hour")
+    shot("client-rotate-secret")
+    page.get_by_role("button", name="Rotate secret").click()
+    page.wait_for_load_state()
+    rotated = page.locator("#client-secret").inner_text().strip()
+    assert page.get_by_text("The old secret keeps working until").is_visible()
+    with app.app_context():
+        row = Client.get_by_id(client_id)
+        assert row.check_client_secret(rotated) and row.check_client_secret(secret)
+    page.goto(f"{base}/admin/clients/{client_id}")
+    assert page.locator("#previous-secret").is_visible()
     shot("client-edit")
 
     page.goto(f"{base}/admin/keys")

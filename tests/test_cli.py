@@ -24,7 +24,7 @@ def test_users_create_list_delete(runner, app):
     with app.app_context():
         user = User.get(User.email == "ann@example.com")
         assert user.is_admin and user.name == "Ann" and user.phone == "+1555"
-    result = runner.invoke(args=["users", "delete", "ann@example.com"])
+    result = runner.invoke(args=["users", "delete", "ann@example.com", "--yes"])
     assert result.exit_code == 0
     with app.app_context():
         assert User.select().count() == 0

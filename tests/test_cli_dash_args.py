@@ -43,16 +43,16 @@ def test_grant_rotate_revoke_delete_a_client_id_that_starts_with_a_dash(app, run
         client = Client.get_by_id(client_id)
         assert [g.scopes for g in client_grants.list_grants(client=client)] == [["read:things"]]
 
-    rotated = runner.invoke(args=["clients", "rotate-secret", client_id, "--json"])
+    rotated = runner.invoke(args=["clients", "rotate-secret", client_id, "--json", "--yes"])
     assert rotated.exit_code == 0, rotated.output
     assert json.loads(rotated.output)["client_id"] == client_id
 
-    revoked = runner.invoke(args=["apis", "revoke", client_id, API])
+    revoked = runner.invoke(args=["apis", "revoke", client_id, API, "--yes"])
     assert revoked.exit_code == 0, revoked.output
     with app.app_context():
         assert ClientGrant.select().count() == 0
 
-    deleted = runner.invoke(args=["clients", "delete", client_id])
+    deleted = runner.invoke(args=["clients", "delete", client_id, "-y"])
     assert deleted.exit_code == 0, deleted.output
     with app.app_context():
         assert Client.get_or_none(Client.client_id == client_id) is None

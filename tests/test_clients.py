@@ -640,7 +640,7 @@ def test_cli_list(runner, app):
 def test_cli_delete(runner, app):
     out = runner.invoke(args=["clients", "create", "--name", "X", "--redirect-uri", WEB, "--json"])
     client_id = json.loads(out.output)["client_id"]
-    result = runner.invoke(args=["clients", "delete", client_id])
+    result = runner.invoke(args=["clients", "delete", client_id, "--yes"])
     assert result.exit_code == 0 and client_id in result.output
     with app.app_context():
         assert clients.get_client(client_id) is None
@@ -650,12 +650,14 @@ def test_cli_delete(runner, app):
 def test_cli_rotate_secret(runner, app):
     out = runner.invoke(args=["clients", "create", "--name", "X", "--redirect-uri", WEB, "--json"])
     created = json.loads(out.output)
-    rotated = runner.invoke(args=["clients", "rotate-secret", created["client_id"], "--json"])
+    rotated = runner.invoke(
+        args=["clients", "rotate-secret", created["client_id"], "--json", "--yes"]
+    )
     assert rotated.exit_code == 0, rotated.output
     data = json.loads(rotated.output)
     assert data["client_id"] == created["client_id"]
     assert data["client_secret"] != created["client_secret"]
-    human = runner.invoke(args=["clients", "rotate-secret", created["client_id"]])
+    human = runner.invoke(args=["clients", "rotate-secret", created["client_id"], "-y"])
     assert human.exit_code == 0 and "shown only once" in human.output
     newest = human.output.split("client_secret:")[1].split()[0]
     with app.app_context():

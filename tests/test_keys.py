@@ -411,7 +411,7 @@ def test_cli_list_add_rotate_revoke(app, runner):
         private_pems.append(key_encryption.open_private_key(standby))
     assert standby.alg == "RS256" and standby.kid in added.output
 
-    rotated = runner.invoke(args=["keys", "rotate"])
+    rotated = runner.invoke(args=["keys", "rotate", "--yes"])
     assert rotated.exit_code == 0, rotated.output
     assert standby.kid in rotated.output
 
@@ -422,13 +422,13 @@ def test_cli_list_add_rotate_revoke(app, runner):
     assert listed[standby.kid]["state"] == "current" and listed[standby.kid]["activated_at"]
     assert set(listed[first]) >= {"kid", "alg", "state", "created_at", "activated_at"}
 
-    revoked = runner.invoke(args=["keys", "revoke", first])
+    revoked = runner.invoke(args=["keys", "revoke", first, "--yes"])
     assert revoked.exit_code == 0, revoked.output
     with app.app_context():
         assert SigningKey.get_by_id(first).state == "revoked"
         assert first not in jwks_kids()
 
-    created = runner.invoke(args=["keys", "rotate", "--alg", "ES256"])
+    created = runner.invoke(args=["keys", "rotate", "--alg", "ES256", "-y"])
     assert created.exit_code == 0, created.output
 
     outputs = [listing, added, rotated, as_json, revoked, created]
@@ -477,7 +477,7 @@ def test_cli_revokes_a_kid_that_starts_with_a_dash(app, runner, kid):
         standby = rename_kid(keys.add_key().kid, kid)
         assert standby in jwks_kids()
 
-    revoked = runner.invoke(args=["keys", "revoke", kid])
+    revoked = runner.invoke(args=["keys", "revoke", kid, "--yes"])
     assert revoked.exit_code == 0, revoked.output
     assert f"Revoked key {kid}." in revoked.output
     with app.app_context():

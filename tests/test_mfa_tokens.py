@@ -234,7 +234,7 @@ def test_cli_reset_mfa(app, client, auth, runner):
     enrol(client)
     listed = runner.invoke(args=["users", "list"])
     assert "totp" in listed.output
-    result = runner.invoke(args=["users", "reset-mfa", "Alice@Example.com"])
+    result = runner.invoke(args=["users", "reset-mfa", "Alice@Example.com", "--yes"])
     assert result.exit_code == 0 and "totp" in result.output, result.output
     with app.app_context():
         assert TotpFactor.select().count() == 0

@@ -406,7 +406,12 @@ def test_purge_unused_dynamic_clients(reg_app, http):
     assert manual_id not in dry.output
     assert client_count(reg_app) == 5
 
-    result = runner.invoke(args=["clients", "purge", "--unused-days", "30"])
+    # Not a terminal and no --yes: refused, nothing deleted.
+    refused = runner.invoke(args=["clients", "purge", "--unused-days", "30"])
+    assert refused.exit_code == 1 and "--yes" in refused.output, refused.output
+    assert client_count(reg_app) == 5
+
+    result = runner.invoke(args=["clients", "purge", "--unused-days", "30", "--yes"])
     assert result.exit_code == 0, result.output
     assert "Purged 2" in result.output
     with reg_app.app_context():
@@ -416,8 +421,8 @@ def test_purge_unused_dynamic_clients(reg_app, http):
         purged = AuditEvent.select().where(AuditEvent.event_type == "client.purged")
         assert sorted(event.client_id for event in purged) == sorted([ids["A"], ids["B"]])
 
-    again = runner.invoke(args=["clients", "purge", "--unused-days", "30"])
-    assert "Purged 0" in again.output
+    again = runner.invoke(args=["clients", "purge", "--unused-days", "30"])  # nothing to ask
+    assert again.exit_code == 0 and "Purged 0" in again.output
 
 
 def test_purge_needs_a_positive_number_of_days(reg_app):

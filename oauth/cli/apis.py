@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from oauth.cli.support import OneLineErrorGroup, client_or_fail
+from oauth.cli.support import OneLineErrorGroup, client_or_fail, confirm, yes_option
 from oauth.registry import apis, client_grants, resource_servers
 from oauth.storage.models import Api
 
@@ -86,10 +86,12 @@ def apis_list(as_json):
 
 @apis_cli.command("delete")
 @click.argument("identifier")
-def apis_delete(identifier):
-    """Delete an API and its client grants."""
+@yes_option
+def apis_delete(identifier, yes):
+    """Delete an API and its client grants (asks first unless --yes)."""
     api = _api_or_fail(identifier)
     grants = len(client_grants.list_grants(api=api))
+    confirm(yes, f"Delete API {api.name} ({api.identifier}) and its {grants} client grant(s)?")
     apis.delete_api(api)
     click.echo(f"Deleted API {api.name} ({api.identifier}) and {grants} client grant(s).")
 
@@ -117,14 +119,17 @@ def apis_grant(client_id, identifier, scopes):
 @apis_cli.command("revoke")
 @click.argument("client_id")
 @click.argument("identifier")
-def apis_revoke(client_id, identifier):
-    """Remove a client's grant for an API."""
+@yes_option
+def apis_revoke(client_id, identifier, yes):
+    """Remove a client's grant for an API (asks first unless --yes)."""
     client = client_or_fail(client_id)
     api = _api_or_fail(identifier)
+    missing = f"client {client.client_id} has no grant for API {api.identifier}"
+    if client_grants.get_grant(client, api) is None:
+        raise click.ClickException(missing)
+    confirm(yes, f"Revoke the grant of client {client.name} for API {api.identifier}?")
     if not client_grants.revoke_grant(client, api):
-        raise click.ClickException(
-            f"client {client.client_id} has no grant for API {api.identifier}"
-        )
+        raise click.ClickException(missing)
     click.echo(
         f"Revoked the grant of client {client.name} ({client.client_id}) for API {api.identifier}."
     )

@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from oauth.cli.support import OneLineErrorGroup, client_or_fail
+from oauth.cli.support import OneLineErrorGroup, client_or_fail, confirm, yes_option
 from oauth.protocol import registration
-from oauth.registry import clients, logout_settings
+from oauth.registry import client_secrets, clients, logout_settings
 
 clients_cli = OneLineErrorGroup("clients", help="Manage OAuth clients.")
 
@@ -178,21 +178,46 @@ def clients_list(as_json):
 
 @clients_cli.command("delete")
 @click.argument("client_id")
-def clients_delete(client_id):
-    """Delete a client with its consents, codes and tokens."""
+@yes_option
+def clients_delete(client_id, yes):
+    """Delete a client with its consents, codes and tokens (asks first unless --yes)."""
     client = client_or_fail(client_id)
+    confirm(yes, f"Delete client {client.name} ({client.client_id}) with its consents and tokens?")
     clients.delete_client(client)
     click.echo(f"Deleted client {client.name} ({client.client_id}).")
 
 
+def _grace_text(grace: int) -> str:
+    if not grace:
+        return "the old secret stops working at once"
+    return f"the old secret keeps working for {grace} seconds"
+
+
 @clients_cli.command("rotate-secret")
 @click.argument("client_id")
+@click.option(
+    "--grace",
+    "grace",
+    type=int,
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the old secret keeps working (at most 2592000, 30 days).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def clients_rotate_secret(client_id, as_json):
-    """Give a confidential client a new secret; the old one stops working at once."""
+@yes_option
+def clients_rotate_secret(client_id, grace, as_json, yes):
+    """Give a confidential client a new secret (asks first unless --yes); with --grace the old
+    one keeps working that long, else it stops at once."""
     client = client_or_fail(client_id)
     try:
-        secret = clients.rotate_secret(client)
+        client_secrets.clean_grace_seconds(grace)  # a bad --grace fails before the question
+        if client.is_public:
+            raise click.ClickException("public clients have no secret")
+        confirm(
+            yes, f"Rotate the secret of client {client.name}? {_grace_text(grace).capitalize()}."
+        )
+        secret = clients.rotate_secret(client, grace_seconds=grace)
     except clients.ClientError as error:
         raise click.ClickException(error.message) from None
     if as_json:
@@ -200,6 +225,11 @@ def clients_rotate_secret(client_id, as_json):
         return
     click.echo(f"New secret for client {client.name}.")
     click.echo(f"client_id:      {client.client_id}")
+    expires = clients.client_info(client)["previous_secret_expires_at"]
+    if expires:
+        click.echo(f"old secret:     valid until {expires}")
+    else:
+        click.echo("old secret:     no longer valid")
     _echo_secret(secret)
 
 
@@ -211,14 +241,22 @@ def clients_rotate_secret(client_id, as_json):
     help="Delete dynamically registered clients unused for this many days.",
 )
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
-def clients_purge(unused_days, dry_run):
-    """Delete self-registered clients that went unused; manual clients are never purged."""
+@yes_option
+def clients_purge(unused_days, dry_run, yes):
+    """Delete self-registered clients that went unused (asks first unless --yes or --dry-run);
+    manual clients are never purged."""
+    stale = registration.unused_clients(unused_days)
     if dry_run:
-        stale = registration.unused_clients(unused_days)
         click.echo(f"Would purge {len(stale)} unused dynamically registered client(s).")
         for client in stale:
             last = client.last_used_at or client.created_at
             click.echo(f"{client.client_id}  {client.name}  (last seen {last:%Y-%m-%d})")
         return
-    stale = registration.purge_unused(unused_days)
+    if stale:
+        confirm(
+            yes,
+            f"Delete {len(stale)} dynamically registered client(s) unused for "
+            f"{unused_days} days, with their tokens?",
+        )
+        stale = registration.purge_unused(unused_days)
     click.echo(f"Purged {len(stale)} unused dynamically registered client(s).")

@@ -9,7 +9,8 @@ import click
 import peewee
 
 from oauth.accounts import mfa
-from oauth.cli.support import OneLineErrorGroup
+from oauth.cli.support import OneLineErrorGroup, confirm, yes_option
+from oauth.security import lookup_key
 from oauth.storage.models import SigningKey
 from oauth.tokens import jose as jwt
 from oauth.tokens import key_encryption, keys
@@ -84,8 +85,18 @@ def keys_add(alg):
 
 @keys_cli.command("rotate")
 @click.option("--alg", help=f"{ALG_HELP}: rotate only this alg (default: every alg together).")
-def keys_rotate(alg):
-    """Make the standby key (or a new key) of each alg current; the old ones stay published."""
+@yes_option
+def keys_rotate(alg, yes):
+    """Make the standby key (or a new key) of each alg current; the old ones stay published
+    (asks first unless --yes)."""
+    risk = keys.rotation_risk(_run(keys.unannounced_algs, _alg(alg)))
+    if risk:
+        click.echo(
+            f"Warning: {risk}. Safer: `flask keys add` first, then rotate after "
+            f"{keys.JWKS_MAX_AGE} seconds.",
+            err=True,
+        )
+    confirm(yes, f"Rotate the {_alg(alg) or ' and '.join(jwt.SUPPORTED_ALGS)} signing key(s) now?")
     key = _run(keys.rotate, _alg(alg))
     for current in keys.current_keys():
         click.echo(f"Key {current.kid} ({current.alg}) is now the current {current.alg} key.")
@@ -97,8 +108,14 @@ def keys_rotate(alg):
 
 @keys_cli.command("revoke")
 @click.argument("kid")
-def keys_revoke(kid):
-    """Unpublish a standby or previous key; tokens it signed stop verifying."""
+@yes_option
+def keys_revoke(kid, yes):
+    """Unpublish a standby or previous key; tokens it signed stop verifying (asks first
+    unless --yes)."""
+    found = _run(SigningKey.get_or_none, SigningKey.kid == kid) if lookup_key(kid) else None
+    if found is not None and found.state in (keys.STANDBY, keys.PREVIOUS):
+        # Other cases change nothing (already revoked) or are refused by the service.
+        confirm(yes, f"Revoke key {found.kid} ({found.alg})? Tokens it signed stop verifying.")
     key = _run(keys.revoke, kid)
     click.echo(f"Revoked key {key.kid}.")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -113,6 +114,36 @@ class OneLineErrorGroup(AppGroup):
             raise
         except click.UsageError as error:
             raise click.ClickException(error.format_message()) from None
+
+
+def yes_option(command):
+    """``--yes``/``-y``: a destructive command does its work without asking."""
+    return click.option(
+        "--yes", "-y", "yes", is_flag=True, help="Do it without asking for confirmation."
+    )(command)
+
+
+def confirm(yes: bool, question: str) -> None:
+    """Ask ``question`` (on stderr) before a destructive change, unless ``--yes`` was given.
+
+    No answer but yes changes nothing: one line and exit status 1. Nothing is asked when stdin
+    is not a terminal (a script, a pipe, cron): the command refuses at once instead of hanging
+    or reading an answer meant for something else, and says to pass ``--yes``.
+    """
+    if yes:
+        return
+    stdin = sys.stdin  # click's test runner swaps it too
+    if stdin is None or not stdin.isatty():
+        raise click.ClickException(
+            f"not confirmed (stdin is not a terminal): {question} Pass --yes to do it; "
+            "nothing was changed."
+        )
+    try:
+        agreed = click.confirm(question, default=False, err=True)
+    except click.Abort:  # end of input or Ctrl-C
+        agreed = False
+    if not agreed:
+        raise click.ClickException("aborted; nothing was changed.")
 
 
 def client_or_fail(client_id: str):

@@ -8,7 +8,7 @@ import click
 
 from oauth.accounts import deletion, mfa
 from oauth.accounts import users as accounts
-from oauth.cli.support import OneLineErrorGroup
+from oauth.cli.support import OneLineErrorGroup, confirm, yes_option
 from oauth.storage.models import User
 
 users_cli = OneLineErrorGroup("users", help="Manage user accounts.")
@@ -76,9 +76,11 @@ def _user_dict(user: User) -> dict:
 
 @users_cli.command("delete")
 @click.argument("email")
-def users_delete(email):
-    """Delete a user and everything that belongs to them."""
+@yes_option
+def users_delete(email, yes):
+    """Delete a user and everything that belongs to them (asks first unless --yes)."""
     user = _user_or_fail(email)
+    confirm(yes, f"Delete the account {user.email} with its sessions, tokens and factors?")
     try:
         deletion.delete_account(user, via="cli")
     except accounts.AccountError as error:
@@ -101,9 +103,13 @@ def users_set_password(email, password):
 
 @users_cli.command("reset-mfa")
 @click.argument("email")
-def users_reset_mfa(email):
-    """Remove every second factor of a user (a lost phone): password-only sign-in again."""
+@yes_option
+def users_reset_mfa(email, yes):
+    """Remove every second factor of a user (a lost phone): password-only sign-in again
+    (asks first unless --yes)."""
     user = _user_or_fail(email)
+    if mfa.factors(user):
+        confirm(yes, f"Remove every second factor of {user.email} (password-only sign-in)?")
     removed = mfa.reset(user, actor_id=None, via="cli")
     if not removed:
         click.echo(f"{user.email} had no second factor; nothing to reset.")

@@ -9,7 +9,7 @@ from typing import Any
 
 from oauth import audit
 from oauth.registry import client_rules as rules
-from oauth.registry import logout_settings
+from oauth.registry import client_secrets, logout_settings
 from oauth.registry.cache import cached, invalidates
 from oauth.registry.client_rules import (  # noqa: F401  # the registry's public names
     AUTH_METHODS,
@@ -27,7 +27,7 @@ from oauth.security import lookup_key, random_token, sha256_hex
 from oauth.storage.db import write_transaction
 from oauth.storage.models import Client, utcnow
 
-SECRET_BYTES = 32  # 256 bits
+SECRET_BYTES = client_secrets.SECRET_BYTES  # 256 bits
 UPDATABLE_FIELDS = frozenset(
     {
         "name",
@@ -153,13 +153,11 @@ def _apply(
         setattr(client, key, value)
 
 
-def rotate_secret(client: Client, *, actor_id: str | None = None) -> str:
-    """Give a confidential client a new secret (the old one stops working at once)."""
-    if client.is_public:
-        raise rules.metadata_error("public clients have no secret")
-    secret = random_token(SECRET_BYTES)
-    _apply(client, {"client_secret_hash": sha256_hex(secret)}, "client.secret_rotated", actor_id)
-    return secret
+def rotate_secret(client: Client, *, actor_id: str | None = None, grace_seconds: int = 0) -> str:
+    """Give a confidential client a new secret (returned, shown once). The old one keeps
+    working for ``grace_seconds`` (an int, 0 to 30 days; default 0: it stops at once); a
+    second rotation replaces the previous one. ClientError for a public client or a bad grace."""
+    return client_secrets.rotate(client, grace_seconds=grace_seconds, actor_id=actor_id)
 
 
 def update_client(client: Client, *, actor_id: str | None = None, **fields: Any) -> Client:
@@ -254,6 +252,7 @@ def client_info(client: Client, client_secret: str | None = None) -> dict[str, A
     info["id_token_signed_response_alg"] = alg or "RS256"
     if pkce_optional(client):
         info["require_pkce"] = False
+    info["previous_secret_expires_at"] = client_secrets.previous_secret_expires_at(client)
     if client_secret is not None:
         info["client_secret"] = client_secret
         info["client_secret_expires_at"] = 0

@@ -10,7 +10,7 @@ import peewee
 from flask_login import UserMixin
 
 from oauth.redirect_uris import redirect_uri_matches
-from oauth.security import matches_hash
+from oauth.security import matches_current_or_previous
 from oauth.storage.db import database
 
 
@@ -127,6 +127,9 @@ class Client(BaseModel):
     # A UUID, or the https URL of a Client ID Metadata Document (MCP; migration 0019).
     client_id = peewee.CharField(primary_key=True, max_length=255)
     client_secret_hash = peewee.CharField(max_length=64, null=True)  # SHA-256 hex; None = public
+    # The secret a rotation replaced (SHA-256 hex) and when it stops working (migration 0020).
+    previous_secret_hash = peewee.CharField(max_length=64, null=True)
+    previous_secret_expires_at = peewee.DateTimeField(null=True)
     name = peewee.CharField(max_length=200)
     client_uri = peewee.CharField(max_length=2048, default="")
     logo_uri = peewee.CharField(max_length=2048, default="")
@@ -164,8 +167,13 @@ class Client(BaseModel):
         )
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return self.client_secret_hash is not None and matches_hash(
-            client_secret, self.client_secret_hash
+        # The current secret, or the previous one during its grace period (both compared).
+        expires = self.previous_secret_expires_at
+        return self.client_secret_hash is not None and matches_current_or_previous(
+            client_secret,
+            self.client_secret_hash,
+            self.previous_secret_hash,
+            previous_valid=expires is not None and expires > utcnow(),
         )
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:

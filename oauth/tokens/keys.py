@@ -17,6 +17,7 @@ when the cache first meets them. At start-up one that does not decrypt stops the
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import time
 
@@ -38,6 +39,8 @@ EXTENSION = "portcullis.keys"
 # "portkeys": serialises key state changes across processes on PostgreSQL (SQLite is
 # serialised by BEGIN IMMEDIATE). Distinct from the migrations lock.
 ADVISORY_LOCK_KEY = 0x706F72746B657973
+# Seconds the JWKS (and discovery) may be cached: the Cache-Control max-age web/wellknown.py sends.
+JWKS_MAX_AGE = 300
 
 
 class KeyServiceError(Exception):
@@ -273,6 +276,31 @@ def rotate(alg: str | None = None, *, actor_id: str | None = None) -> SigningKey
             )  # fmt: skip
     _cache().invalidate()
     return made[alg or _default_alg()]
+
+
+def unannounced_algs(alg: str | None = None) -> list[str]:
+    """The algorithms whose rotation (``alg``'s, default every one's) would sign with a key
+    published for less than JWKS_MAX_AGE: no standby key, or only younger ones (a rotation
+    promotes the oldest standby key)."""
+    algs = [_check_alg(alg)] if alg else list(jwt.SUPPORTED_ALGS)
+    cutoff = utcnow() - dt.timedelta(seconds=JWKS_MAX_AGE)
+    announced = SigningKey.select(SigningKey.alg).where(
+        (SigningKey.state == STANDBY) & (SigningKey.created_at <= cutoff)
+    )
+    ready = {row.alg for row in announced}
+    return [each for each in algs if each not in ready]
+
+
+def rotation_risk(algs: list[str]) -> str | None:
+    """What rotating now risks for ``algs`` (from ``unannounced_algs``), or None."""
+    if not algs:
+        return None
+    return (
+        f"no standby {' or '.join(algs)} key has been published for {JWKS_MAX_AGE} seconds: "
+        f"resource servers that cache the JWKS (it is sent with Cache-Control max-age="
+        f"{JWKS_MAX_AGE}) may reject tokens signed with the new key for up to {JWKS_MAX_AGE} "
+        "seconds, until they fetch it again"
+    )
 
 
 def revoke(kid: str, *, actor_id: str | None = None) -> SigningKey:

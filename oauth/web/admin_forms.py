@@ -119,6 +119,26 @@ class UserEditForm(Form):
     )
 
 
+GRACE_CHOICES = (
+    (0, "None: the old secret stops working at once"),
+    (600, "10 minutes"),
+    (3600, "1 hour"),
+    (86400, "1 day"),
+    (7 * 86400, "7 days"),
+    (30 * 86400, "30 days (the longest)"),
+)
+
+
+class RotateSecretForm(Form):
+    grace_seconds = SelectField(
+        "Grace period for the old secret",
+        choices=[choice(str(value), label) for value, label in GRACE_CHOICES],
+        default="0",
+        validate_choice=True,
+        description="Until it ends both secrets work: time to deploy the new one everywhere.",
+    )
+
+
 class KeyForm(Form):
     alg = SelectField(
         "Algorithm",

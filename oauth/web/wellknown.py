@@ -10,7 +10,7 @@ from oauth.tokens.jose import SUPPORTED_ALGS
 
 bp = Blueprint("wellknown", __name__)
 
-CACHE = "public, max-age=300"
+CACHE = f"public, max-age={keys.JWKS_MAX_AGE}"
 CLAIMS_SUPPORTED = [
     "sub", "aud", "iss", "exp", "iat", "auth_time", "nonce", "at_hash", "email",
     "email_verified", "phone_number", "phone_number_verified", "name", "picture",

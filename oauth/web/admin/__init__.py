@@ -38,7 +38,7 @@ ROUTES = [
     ("/clients/new", clients.client_new, ["GET", "POST"]),
     # <path:...>: a metadata document client's id is a URL, slashes included
     ("/clients/<path:client_id>", clients.client_edit, ["GET", "POST"]),
-    ("/clients/<path:client_id>/rotate-secret", clients.client_rotate_secret, ["POST"]),
+    ("/clients/<path:client_id>/rotate-secret", clients.client_rotate_secret, ["GET", "POST"]),
     ("/clients/<path:client_id>/delete", clients.client_delete, ["GET", "POST"]),
     ("/users", users.users_list),
     ("/users/<user_id>", users.user_edit, ["GET", "POST"]),
@@ -51,12 +51,12 @@ ROUTES = [
     ("/keys", keys.keys_list),
     ("/keys/add", keys.keys_add, ["POST"]),
     ("/keys/rotate", keys.keys_rotate, ["POST"]),
-    ("/keys/<kid>/revoke", keys.keys_revoke, ["POST"]),
+    ("/keys/<kid>/revoke", keys.keys_revoke, ["GET", "POST"]),
     ("/plugins", plugins.plugins_list),
     ("/apis", apis.apis_list, ["GET", "POST"]),
     ("/apis/<api_id>", apis.api_detail, ["GET"]),
     ("/apis/<api_id>/grants", apis.api_grant, ["POST"]),
-    ("/apis/<api_id>/grants/<client_id>/revoke", apis.api_revoke_grant, ["POST"]),
+    ("/apis/<api_id>/grants/<client_id>/revoke", apis.api_revoke_grant, ["GET", "POST"]),
     ("/apis/<api_id>/delete", apis.api_delete, ["GET", "POST"]),
     ("/audit", audit_log.audit_list),
 ]

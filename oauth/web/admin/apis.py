@@ -91,9 +91,25 @@ def api_grant(api_id: str):
 
 
 def api_revoke_grant(api_id: str, client_id: str):
-    confirmed()
+    """GET: what revoking the grant means; POST (CSRF): revoke it."""
     api = _api_or_404(api_id)
     client = client_or_404(client_id)
+    if request.method == "GET":
+        if client_grants.get_grant(client, api) is None:
+            abort(404)
+        return render_template(
+            "admin/confirm_delete.html",
+            title=f"Revoke the grant of {client.name} for {api.name}?",
+            what=f"{client.client_id} → {api.identifier}",
+            consequences=[
+                "The client can no longer get client_credentials tokens for this API.",
+                "It can get tokens for it again only after a new grant.",
+            ],
+            action=url_for("admin.api_revoke_grant", api_id=api.id, client_id=client.client_id),
+            back=url_for("admin.api_detail", api_id=api.id),
+            button="Revoke grant",
+        )
+    confirmed()
     if not client_grants.revoke_grant(client, api):
         abort(404)
     flash(f"{client.name} can no longer get tokens for {api.name}.", "success")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 
 from oauth.accounts import admin as user_admin
-from oauth.registry import clients, logout_settings
+from oauth.registry import client_secrets, clients, logout_settings
 from oauth.storage.models import Client
 from oauth.web.admin.common import actor, client_or_404, confirmed
-from oauth.web.admin_forms import ClientCreateForm, ClientEditForm, lines
+from oauth.web.admin_forms import ClientCreateForm, ClientEditForm, RotateSecretForm, lines
 
 
 def clients_list():
@@ -19,7 +19,11 @@ def clients_list():
 
 def _secret_page(client: Client, secret: str | None, *, created: bool):
     return render_template(
-        "admin/client_secret.html", client=client, secret=secret, created=created
+        "admin/client_secret.html",
+        client=client,
+        secret=secret,
+        created=created,
+        previous_expires=client_secrets.previous_secret_expires_at(client),
     )
 
 
@@ -120,19 +124,50 @@ def client_edit(client_id: str):
                 return redirect(url_for("admin.client_edit", client_id=client.client_id))
     status = 400 if request.method == "POST" else 200
     return render_template(
-        "admin/client_edit.html", client=client, form=form, problem=problem
+        "admin/client_edit.html",
+        client=client,
+        form=form,
+        problem=problem,
+        previous_expires=client_secrets.previous_secret_expires_at(client),
     ), status
 
 
 def client_rotate_secret(client_id: str):
-    confirmed()
+    """GET: the grace period to choose, and what rotating means; POST (CSRF): rotate."""
     client = client_or_404(client_id)
-    try:
-        secret = clients.rotate_secret(client, actor_id=actor())
-    except clients.ClientError as error:
-        flash(error.message, "error")
+    form = RotateSecretForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        try:
+            secret = clients.rotate_secret(
+                client, actor_id=actor(), grace_seconds=int(form.grace_seconds.data)
+            )
+        except clients.ClientError as error:
+            flash(error.message, "error")
+            return redirect(url_for("admin.client_edit", client_id=client.client_id))
+        return _secret_page(client, secret, created=False)
+    if client.is_public:
+        flash("public clients have no secret", "error")
         return redirect(url_for("admin.client_edit", client_id=client.client_id))
-    return _secret_page(client, secret, created=False)
+    return render_template(
+        "admin/confirm_delete.html",
+        title=f"Rotate the secret of {client.name}?",
+        what=client.client_id,
+        consequences=[
+            "A new secret is shown once; only its hash is kept.",
+            "The old secret works until the grace period you choose ends, then never again.",
+        ]
+        + (
+            ["The secret still in an earlier grace period stops working now."]
+            if client_secrets.previous_secret_expires_at(client)
+            else []
+        ),
+        form=form,
+        action=url_for("admin.client_rotate_secret", client_id=client.client_id),
+        back=url_for("admin.client_edit", client_id=client.client_id),
+        button="Rotate secret",
+    )
 
 
 def client_delete(client_id: str):
