@@ -30,10 +30,6 @@ from oauth.plugins.hookspecs import (
 README = PROJECT_ROOT / "README.md"
 PLUGINS_DOC = PROJECT_ROOT / "docs" / "plugins.md"
 OPERATIONS_DOC = PROJECT_ROOT / "docs" / "operations.md"
-# Options docs/operations.md documents that are being built on another branch (issue 12:
-# `flask clients rotate-secret --grace SECONDS --yes`); drop each once it exists here.
-PENDING_OPTIONS = {("clients", "rotate-secret"): {"--grace", "--yes"}}
-
 # Flask and Flask-WTF settings that config.py pins to safe values. They are the frameworks'
 # own settings (documented by Flask and Flask-WTF), not Portcullis features, so the README
 # does not offer them as knobs.
@@ -331,8 +327,6 @@ def test_every_command_shown_exists(make_app, doc):
     problems = []
     for command in shown_commands(doc.read_text()):
         path, wrong = check_command(app, command)
-        pending = PENDING_OPTIONS.get(path, set())
-        wrong = [w for w in wrong if not any(w.endswith(f"has no option {o}") for o in pending)]
         problems += [f"{doc.name}: flask {command}: {problem}" for problem in wrong]
     assert not problems, "\n".join(problems)
 
