@@ -8,7 +8,7 @@ from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from oauth import cli, config, ratelimit, web
+from oauth import api, cli, config, ratelimit, web
 from oauth.accounts import backchannel, login, mail, passwords
 from oauth.cli import startup as cli_startup
 from oauth.plugins import host as plugin_host
@@ -107,8 +107,9 @@ def setup_protocol(app: Flask) -> None:
 
 def setup_web(app: Flask) -> None:
     """Every blueprint, the error pages, the navigation (templates: instance/templates/ first),
-    and this worker's mail sender."""
+    the management REST API, and this worker's mail sender."""
     web.register_blueprints(app)
+    api.init_app(app)
     mail.init_app(app)
 
 

@@ -15,13 +15,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import peewee
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context, request
 
 from oauth.pagination import Page, paginate
 from oauth.storage.db import database
 from oauth.storage.models import AuditEvent, Client, User, utcnow
 
 FROM_REQUEST: Any = object()
+
+# Who acts, when it is not a person: the management API (oauth/api) names the machine client
+# whose token called it, and every event recorded while it serves the call says so.
+ACTOR_CLIENT = "portcullis_actor_client"
+
+
+def act_as_client(client_id: str) -> None:
+    """Until this app context ends, every event recorded names ``client_id`` as its actor
+    (``details``: ``actor_type: "client"``, ``actor_client_id``)."""
+    setattr(g, ACTOR_CLIENT, client_id)
+
+
+def acting_client() -> str | None:
+    """The client acting in this app context (``act_as_client``), if any."""
+    return g.get(ACTOR_CLIENT) if has_app_context() else None
 
 
 def record(
@@ -35,6 +50,9 @@ def record(
     """Write one event in the caller's transaction; ``ip`` defaults to the request's."""
     if ip is FROM_REQUEST:
         ip = request.remote_addr if has_request_context() else None
+    actor_client = acting_client()
+    if actor_client is not None:
+        details = {**details, "actor_type": "client", "actor_client_id": actor_client}
     created_at = utcnow()
     _insert(created_at, event_type, user_id, client_id, ip, details)
     host = current_app.extensions.get("portcullis.plugins")
@@ -174,6 +192,13 @@ def search(filters: AuditFilters, page: int = 1, per_page: int = PER_PAGE) -> Pa
     if filters.event_type:
         query = query.where(AuditEvent.event_type == filters.event_type)
     return paginate(query, page, per_page)
+
+
+def acted_by(actor: str):
+    """Events whose actor is ``actor``: an admin's user id (``details.actor``) or a machine
+    client's id (``details.actor_client_id``, the management API). A condition for a query."""
+    quoted = json.dumps(actor)
+    return _any_text([f'"actor":{quoted}', f'"actor_client_id":{quoted}'])
 
 
 def labels(events: list[AuditEvent]) -> tuple[dict[str, str], dict[str, str]]:

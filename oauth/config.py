@@ -63,6 +63,8 @@ def _core(app: Flask) -> dict:
         "ALLOW_SIGNUP": True,
         "ALLOW_DYNAMIC_REGISTRATION": False,
         "AUTO_MIGRATE": True,
+        # The management REST API /api/v1 and its built-in API {ISSUER}/api/v1 (oauth/api).
+        "MANAGEMENT_API": True,
     }
 
 

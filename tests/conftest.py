@@ -100,6 +100,9 @@ def make_app(database_url, tmp_path):
             "DATABASE_URL": database_url,
             "SECRET_KEY": secret_key,
             "PLUGINS_DIR": str(tmp_path / "plugins"),
+            # No built-in management API row in every test's database (tests that count
+            # APIs or audit events); tests/test_management_api*.py turn it on.
+            "MANAGEMENT_API": False,
             **FAST_HASHING,
         }
         config.update(overrides)

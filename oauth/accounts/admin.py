@@ -63,6 +63,18 @@ def parse_metadata(text: str | None, what: str) -> dict:
     return value
 
 
+def check_metadata(value: Any, what: str) -> dict:
+    """A metadata object given as JSON data (the management API): the limits of
+    ``parse_metadata``, so whatever is accepted can be stored and encoded again."""
+    if not isinstance(value, dict):
+        raise UserAdminError(f"{what} must be a JSON object ({{...}}).")
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise UserAdminError(f"{what} is nested too deeply (at most {MAX_METADATA_DEPTH}).")
+    if len(json.dumps(value)) > MAX_METADATA_CHARS:
+        raise UserAdminError(f"{what} is longer than {MAX_METADATA_CHARS} characters.")
+    return value
+
+
 def _depth(value: Any) -> int:
     depth, level = 0, [value]
     while level:

@@ -20,7 +20,7 @@ from oauth.plugins.host import PluginError
 from oauth.storage.db import write_transaction
 from oauth.storage.models import User
 
-VIA = ("settings", "admin", "cli")
+VIA = ("settings", "admin", "cli", "api")
 
 
 def _ask_plugins(user: User, via: str) -> None:
@@ -41,7 +41,8 @@ def _ask_plugins(user: User, via: str) -> None:
 def delete_account(user: User, *, via: str, actor_id: str | None = None) -> str:
     """Delete ``user`` and everything that belongs to it; returns the audit pseudonym.
 
-    ``via`` is ``settings``, ``admin`` or ``cli``; ``actor_id`` the admin who asked. Raises
+    ``via`` is ``settings``, ``admin``, ``cli`` or ``api`` (the management API, whose calling
+    client the audit event names); ``actor_id`` the admin who asked. Raises
     ``AccountError`` (nothing deleted) when a plugin refuses or fails, or the account is gone.
     """
     if via not in VIA:

@@ -175,8 +175,8 @@ class PortcullisHookspecs:
 
         ``user`` is still in the database, nothing is deleted yet and no database transaction
         is open, so the hook may call other services or delete the plugin's own data. ``via``
-        is ``settings`` (the user), ``admin`` or ``cli``. Any other exception also keeps the
-        account (the failure is logged).
+        is ``settings`` (the user), ``admin``, ``cli`` or ``api`` (the management REST API).
+        Any other exception also keeps the account (the failure is logged).
         """
 
     @hookspec
