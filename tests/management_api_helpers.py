@@ -62,9 +62,9 @@ class ManagementCaller:
     def delete(self, path, **kwargs):
         return self.call("DELETE", path, **kwargs)
 
-    def walk(self, path: str, limit: int) -> list[dict]:
-        """Every row of a list, page by page through next_cursor."""
-        rows, cursor = [], None
+    def walk(self, path: str, limit: int, cursor: str | None = None) -> list[dict]:
+        """Every row of a list, page by page through next_cursor (from ``cursor``)."""
+        rows, pages = [], 0
         separator = "&" if "?" in path else "?"
         while True:
             url = f"{path}{separator}limit={limit}" + (f"&cursor={cursor}" if cursor else "")
@@ -73,7 +73,8 @@ class ManagementCaller:
             body = response.get_json()
             assert len(body["data"]) <= limit
             rows += body["data"]
-            cursor = body["next_cursor"]
+            cursor, pages = body["next_cursor"], pages + 1
+            assert pages <= 1000, "the cursor never ends"
             if cursor is None:
                 return rows
 

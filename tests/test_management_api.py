@@ -235,3 +235,18 @@ def test_grants_can_be_made_for_the_builtin_api_through_the_api(caller, mgmt_app
     assert_problem(caller.delete(f"/apis/{api_id}"), 409)
     with mgmt_app.app_context():
         assert client_grants.get_grant(bot, apis.get_api_by_id(api_id)) is not None
+
+
+def test_deeply_nested_or_unstorable_json_is_refused(caller, mgmt_app):
+    deep: dict = {}
+    for _ in range(40):
+        deep = {"a": deep}
+    body = assert_problem(caller.post("/clients", json={**MACHINE, "metadata": deep}), 422)
+    assert body["errors"][0]["type"] == "too_deep"
+    surrogate = '{"name": "\\ud800", "grant_types": ["client_credentials"]}'
+    response = caller.call(
+        "POST", "/clients", data=surrogate, headers={"Content-Type": "application/json"}
+    )
+    assert assert_problem(response, 422)["errors"][0]["type"] == "string_unstorable"
+    with mgmt_app.app_context():
+        assert Client.select().count() == 1

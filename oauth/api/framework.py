@@ -20,6 +20,7 @@ from oauth.storage.db import write_transaction
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_PATH_PARAM = 2048
+MAX_DEPTH = 32
 BODY_METHODS = ("POST", "PATCH", "PUT")
 
 
@@ -153,7 +154,7 @@ def _json_body() -> Any:
         raise Problem(400, "The body is not valid UTF-8 JSON.") from None
     problem = _unstorable(value, "body")
     if problem:
-        raise Problem(422, "The body holds a string that cannot be stored.", errors=[problem])
+        raise Problem(422, "The body holds a value that cannot be stored.", errors=[problem])
     return value
 
 
@@ -163,10 +164,14 @@ def _no_constant(name: str):
 
 def _unstorable(value: Any, *loc: Any) -> dict[str, Any] | None:
     """The first string (key or value) with NUL or a lone surrogate, which neither database
-    stores, as a validation error; None when there is none."""
+    stores, or the first value nested deeper than MAX_DEPTH (it could not be encoded again),
+    as a validation error; None when there is none."""
     stack = [(value, loc)]
     while stack:
         item, where = stack.pop()
+        if len(where) > MAX_DEPTH:
+            message = f"nested deeper than {MAX_DEPTH} levels"
+            return {"loc": list(where[:MAX_DEPTH]), "msg": message, "type": "too_deep"}
         if isinstance(item, dict):
             stack.extend((v, (*where, k)) for k, v in item.items())
             texts = [(k, where) for k in item]
