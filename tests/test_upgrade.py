@@ -129,7 +129,9 @@ def test_the_first_release_upgrades_with_its_data(make_app, old_database_url, tm
     old = FirstRelease(old_database_url)
     before = old.build()
     secret_key = "upgrade-" + secrets.token_hex(16)
-    done = flask_command(old_database_url, tmp_path, "init-db", SECRET_KEY=secret_key)
+    done = flask_command(
+        old_database_url, tmp_path, "init-db", SECRET_KEY=secret_key, MANAGEMENT_API="false"
+    )
     assert "0019_client_id_metadata_documents" in done.stdout, done.stdout + done.stderr
 
     app = make_app(DATABASE_URL=old_database_url, SECRET_KEY=secret_key)
