@@ -12,6 +12,8 @@ from oauth.storage.models import Api
 
 NAME = "Portcullis Management API"
 PATH = "/api/v1"
+# Its own lifetime: a short ACCESS_TOKEN_TTL for user tokens (tests use 3 s) must not stop start-up.
+BUILTIN_TOKEN_TTL = 3600
 SCOPES = {
     "clients:read": "Read OAuth clients",
     "clients:write": "Create, change, delete OAuth clients and rotate their secrets",
@@ -43,7 +45,7 @@ def ensure() -> Api:
     api = apis.get_api(wanted)
     if api is None:
         try:
-            return apis.create_api(wanted, NAME, list(SCOPES.items()))
+            return apis.create_api(wanted, NAME, list(SCOPES.items()), token_ttl=BUILTIN_TOKEN_TTL)
         except apis.ApiError:
             api = apis.get_api(wanted)  # another worker created it meanwhile
             if api is None:
