@@ -205,3 +205,22 @@ def test_audit_filters(caller, mgmt_app):
     assert_problem(caller.get("/audit-events", query_string={"since": future, "until": past}), 400)
     assert_problem(caller.get("/audit-events?since=yesterday"), 400)
     assert_problem(caller.get("/audit-events?actor=%25"), 400)
+
+
+def test_rotate_secret_with_a_grace_period_keeps_the_old_secret_until_it_ends(caller, mgmt_app):
+    created = caller.post("/clients", json={"name": "Shop", "grant_types": ["client_credentials"]})
+    client_id, old = created.get_json()["client_id"], created.get_json()["client_secret"]
+    rotated = caller.post(f"/clients/{client_id}/rotate-secret", json={"grace_seconds": 3600})
+    assert rotated.status_code == 200 and rotated.get_json()["grace_seconds"] == 3600
+    new = rotated.get_json()["client_secret"]
+    read = caller.get(f"/clients/{client_id}").get_json()
+    assert read["previous_secret_expires_at"] is not None
+    with mgmt_app.app_context():
+        client = Client.get_by_id(client_id)
+        assert client.check_client_secret(new) and client.check_client_secret(old)
+    assert caller.post(f"/clients/{client_id}/rotate-secret", json={}).status_code == 200
+    with mgmt_app.app_context():
+        client = Client.get_by_id(client_id)
+        assert not client.check_client_secret(old) and not client.check_client_secret(new)
+    too_long = caller.post(f"/clients/{client_id}/rotate-secret", json={"grace_seconds": 10**9})
+    assert_problem(too_long, 422)

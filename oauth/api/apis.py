@@ -3,7 +3,7 @@ get which of their scopes (oauth/registry/apis.py, client_grants.py)."""
 
 from __future__ import annotations
 
-from oauth.api.base import found, listing, page, refused, registry
+from oauth.api.base import found, listing, page, registry
 from oauth.api.framework import precondition
 from oauth.api.problems import Problem
 from oauth.api.schemas import (
@@ -56,10 +56,7 @@ def list_apis(query: PageQuery) -> ApiList:
 )  # fmt: skip
 def create_api(body: ApiCreate) -> ApiOut:
     scopes = [scope.model_dump() for scope in body.scopes]
-    try:
-        api = apis.create_api(body.identifier, body.name, scopes, token_ttl=body.token_ttl)
-    except apis.ApiError as error:
-        raise refused(error) from None
+    api = apis.create_api(body.identifier, body.name, scopes, token_ttl=body.token_ttl)
     return represent(api)
 
 
@@ -80,10 +77,7 @@ def update_api(api_id: int, body: ApiUpdate) -> ApiOut:
     api = _api(api_id)
     precondition(represent(api))
     scopes = None if body.scopes is None else [scope.model_dump() for scope in body.scopes]
-    try:
-        apis.update_api(api, name=body.name, scopes=scopes, token_ttl=body.token_ttl)
-    except apis.ApiError as error:
-        raise refused(error) from None
+    apis.update_api(api, name=body.name, scopes=scopes, token_ttl=body.token_ttl)
     return represent(api)
 
 
@@ -143,10 +137,7 @@ def create_client_grant(body: GrantCreate) -> GrantOut:
     api = found(apis.get_api_by_id(body.api_id), "API")
     if client_grants.get_grant(client, api) is not None:
         raise Problem(409, "This client already has a grant for this API: PATCH it.")
-    try:
-        grant = client_grants.grant(client, api, body.scopes)
-    except apis.ApiError as error:
-        raise refused(error) from None
+    grant = client_grants.grant(client, api, body.scopes)
     return represent_grant(grant)
 
 
@@ -166,10 +157,7 @@ def get_client_grant(grant_id: int) -> GrantOut:
 def update_client_grant(grant_id: int, body: GrantUpdate) -> GrantOut:
     grant = _grant(grant_id)
     precondition(represent_grant(grant))
-    try:
-        updated = client_grants.grant(grant.client, grant.api, body.scopes)
-    except apis.ApiError as error:
-        raise refused(error) from None
+    updated = client_grants.grant(grant.client, grant.api, body.scopes)
     return represent_grant(updated)
 
 

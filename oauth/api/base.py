@@ -1,5 +1,5 @@
 """The management API's blueprint and route registry, and what every resource module
-shares: lookups that answer 404, and service errors as problem details."""
+shares: lookups that answer 404, and which service errors are refusals (problem details)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,24 @@ from typing import Any, TypeVar
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from oauth.accounts.admin import UserAdminError
+from oauth.accounts.users import AccountError
 from oauth.api.framework import Registry
 from oauth.api.openapi import document
 from oauth.api.problems import Problem, not_found, problem_response
 from oauth.api.schemas import PageQuery
 from oauth.pagination import KeysetPage, keyset
+from oauth.registry.apis import ApiError
+from oauth.registry.client_rules import ClientError
+from oauth.tokens.keys import KeyServiceError
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 bp = Blueprint("management_api", __name__, url_prefix=PREFIX)
-registry = Registry(bp, PREFIX)
+# A service refusing what it was asked (its message names why) is a 422 problem, from any
+# operation; an operation that means another status raises ``refused(error, status)`` itself.
+SERVICE_REFUSALS = (AccountError, ApiError, ClientError, KeyServiceError, UserAdminError)
+registry = Registry(bp, PREFIX, refusals=SERVICE_REFUSALS)
 T = TypeVar("T")
 
 
@@ -27,14 +35,6 @@ def found(value: T | None, what: str) -> T:
     if value is None:
         raise not_found(what)
     return value
-
-
-def refused(error: Exception, status: int = 422) -> Problem:
-    """A service's refusal (its message is safe to show); "already exists" is a conflict."""
-    message = str(error)
-    if "already exists" in message:
-        status = 409
-    return Problem(status, message)
 
 
 def page(query, key, params: PageQuery, *, descending: bool = False) -> KeysetPage:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-
-from oauth.api.base import found, listing, page, refused, registry
+from oauth.api.base import found, listing, page, registry
 from oauth.api.framework import precondition
 from oauth.api.problems import Problem
 from oauth.api.schemas import (
@@ -18,7 +15,7 @@ from oauth.api.schemas import (
     PageQuery,
     RotateSecret,
 )
-from oauth.registry import clients
+from oauth.registry import client_secrets, clients
 from oauth.storage.models import Client
 
 READ, WRITE, TAG = "clients:read", "clients:write", "clients"
@@ -40,6 +37,7 @@ def represent(client: Client) -> ClientOut:
         created_at=client.created_at,
         updated_at=client.updated_at,
         last_used_at=client.last_used_at,
+        previous_secret_expires_at=client_secrets.grace_ends_at(client),
     )
 
 
@@ -61,20 +59,17 @@ def list_clients(query: PageQuery) -> ClientList:
     body=ClientCreate, response=ClientCreated, status=201, errors=(409,),
 )  # fmt: skip
 def create_client(body: ClientCreate) -> ClientCreated:
-    try:
-        client, secret = clients.create_client(
-            body.name,
-            body.redirect_uris,
-            public=body.public,
-            grant_types=body.grant_types,
-            token_endpoint_auth_method=body.token_endpoint_auth_method,
-            client_uri=body.client_uri,
-            logo_uri=body.logo_uri,
-            metadata=body.metadata,
-            require_mfa=body.require_mfa,
-        )
-    except clients.ClientError as error:
-        raise refused(error) from None
+    client, secret = clients.create_client(
+        body.name,
+        body.redirect_uris,
+        public=body.public,
+        grant_types=body.grant_types,
+        token_endpoint_auth_method=body.token_endpoint_auth_method,
+        client_uri=body.client_uri,
+        logo_uri=body.logo_uri,
+        metadata=body.metadata,
+        require_mfa=body.require_mfa,
+    )
     return ClientCreated(**represent(client).model_dump(), client_secret=secret)
 
 
@@ -94,10 +89,7 @@ def update_client(client_id: str, body: ClientUpdate) -> ClientOut:
     client = _client(client_id)
     precondition(represent(client))
     fields = {k: getattr(body, k) for k in body.model_fields_set if getattr(body, k) is not None}
-    try:
-        clients.update_client(client, **fields)
-    except clients.ClientError as error:
-        raise refused(error) from None
+    clients.update_client(client, **fields)
     return represent(client)
 
 
@@ -122,21 +114,7 @@ def rotate_secret(client_id: str, body: RotateSecret) -> ClientSecret:
     client = _client(client_id)
     if client.is_public:
         raise Problem(409, "A public client has no secret.")
-    try:
-        secret = _rotate(client, body.grace_seconds)
-    except clients.ClientError as error:
-        raise refused(error) from None
+    secret = clients.rotate_secret(client, grace_seconds=body.grace_seconds)
     return ClientSecret(
         client_id=client.client_id, client_secret=secret, grace_seconds=body.grace_seconds
     )
-
-
-def _rotate(client: Client, grace_seconds: int) -> str:
-    if grace_seconds == 0:
-        return clients.rotate_secret(client)
-    try:  # only the newer service keeps an old secret valid for a while
-        rotate = functools.partial(clients.rotate_secret, grace_seconds=grace_seconds)
-        inspect.signature(clients.rotate_secret).bind(client, grace_seconds=grace_seconds)
-    except TypeError:
-        raise Problem(422, "This server cannot keep an old secret valid (grace_seconds).") from None
-    return rotate(client)

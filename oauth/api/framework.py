@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, request
 
 from oauth import audit
 from oauth.api import auth
-from oauth.api.problems import Problem, check_if_match, etag_of, problem_response
+from oauth.api.problems import Problem, check_if_match, etag_of, problem_response, refused
 from oauth.storage.db import write_transaction
 
 MAX_BODY_BYTES = 256 * 1024
@@ -60,6 +60,7 @@ class Operation:
 class Registry:
     blueprint: Blueprint
     prefix: str
+    refusals: tuple[type[Exception], ...] = ()  # service errors answered as ``refused``
     operations: list[Operation] = field(default_factory=list)
 
     def operation(self, method: str, rule: str, **options: Any):
@@ -69,7 +70,10 @@ class Registry:
             op = Operation(method=method, rule=rule, view=view, **options)
             self.operations.append(op)
             self.blueprint.add_url_rule(
-                rule, op.operation_id, lambda **params: serve(op, params), methods=[method]
+                rule,
+                op.operation_id,
+                lambda **params: serve(op, params, self.refusals),
+                methods=[method],
             )
             return view
 
@@ -79,7 +83,7 @@ class Registry:
 # --- serving ---------------------------------------------------------------------------
 
 
-def serve(op: Operation, params: dict[str, Any]) -> Response:
+def serve(op: Operation, params: dict[str, Any], refusals: tuple = ()) -> Response:
     try:
         for name, value in params.items():
             if isinstance(value, str) and (len(value) > MAX_PATH_PARAM or not value.isprintable()):
@@ -99,6 +103,8 @@ def serve(op: Operation, params: dict[str, Any]) -> Response:
         return _respond(op, result)
     except Problem as problem:
         return problem_response(problem)
+    except refusals as error:
+        return problem_response(refused(error))
 
 
 def _audit_read(op: Operation, caller: auth.Caller, params: dict[str, Any]) -> None:

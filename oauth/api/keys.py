@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from oauth.api.base import found, listing, page, refused, registry
+from oauth.api.base import found, listing, page, registry
+from oauth.api.problems import refused
 from oauth.api.schemas import KeyCreate, KeyList, KeyOut, KeyRotate, PageQuery
 from oauth.storage.models import SigningKey
 from oauth.tokens import keys
@@ -47,10 +48,7 @@ def get_key(kid: str) -> KeyOut:
     body=KeyCreate, response=KeyOut, status=201, etag=True,
 )  # fmt: skip
 def add_key(body: KeyCreate) -> KeyOut:
-    try:
-        return represent(keys.add_key(body.alg))
-    except keys.KeyServiceError as error:
-        raise refused(error) from None
+    return represent(keys.add_key(body.alg))
 
 
 @registry.operation(
@@ -61,10 +59,7 @@ def add_key(body: KeyCreate) -> KeyOut:
     body=KeyRotate, response=KeyOut, etag=True,
 )  # fmt: skip
 def rotate_keys(body: KeyRotate) -> KeyOut:
-    try:
-        return represent(keys.rotate(body.alg))
-    except keys.KeyServiceError as error:
-        raise refused(error) from None
+    return represent(keys.rotate(body.alg))
 
 
 @registry.operation(

@@ -75,7 +75,9 @@ def _responses(op: Operation, components: _Components) -> dict[str, Any]:
     problem = components.ref(ProblemOut, "serialization")
     codes = set(op.errors) | (set(COMMON_ERRORS) if op.scope else set())
     if op.body is not None:
-        codes |= {415, 422}
+        codes |= {415}
+    if op.body is not None or (op.scope and op.method != "GET"):
+        codes |= {422}  # an invalid body, or a service refusing the change (framework.serve)
     for code in sorted(codes):
         responses[str(code)] = {
             "description": TITLES[code],

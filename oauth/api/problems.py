@@ -98,3 +98,11 @@ def check_if_match(current: str) -> None:
         raise Problem(
             412, "The resource changed since you read it (If-Match): read it again and retry."
         )
+
+
+def refused(error: Exception, status: int = 422) -> Problem:
+    """A service's refusal (its message is safe to show); "already exists" is a conflict."""
+    message = str(error)
+    if "already exists" in message:
+        status = 409
+    return Problem(status, message)

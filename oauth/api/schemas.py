@@ -112,6 +112,9 @@ class ClientOut(Out):
     created_at: Timestamp
     updated_at: Timestamp
     last_used_at: Timestamp | None
+    previous_secret_expires_at: Timestamp | None = Field(
+        description="Until when the secret a rotation replaced still works; null: it does not."
+    )
 
 
 class ClientCreated(ClientOut):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from oauth.accounts import admin, deletion, mfa, users
-from oauth.api.base import found, listing, page, refused, registry
+from oauth.api.base import found, listing, page, registry
 from oauth.api.framework import precondition
+from oauth.api.problems import refused
 from oauth.api.schemas import MfaReset, UserCreate, UserList, UserOut, UserQuery, UserUpdate
 from oauth.storage.models import User
 
@@ -36,10 +37,7 @@ def _user(user_id: str) -> User:
 
 
 def _metadata(value, what: str) -> dict | None:
-    try:
-        return None if value is None else admin.check_metadata(value, what)
-    except admin.UserAdminError as error:
-        raise refused(error) from None
+    return None if value is None else admin.check_metadata(value, what)
 
 
 @registry.operation(
@@ -63,20 +61,17 @@ def list_users(query: UserQuery) -> UserList:
 def create_user(body: UserCreate) -> UserOut:
     app_metadata = _metadata(body.app_metadata, "app_metadata")
     user_metadata = _metadata(body.user_metadata, "user_metadata")
-    try:
-        user = users.create_user(
-            body.email,
-            body.password,
-            name=body.name,
-            phone=body.phone,
-            is_admin=body.is_admin,
-            email_verified=body.email_verified,
-            app_metadata=app_metadata,
-            user_metadata=user_metadata,
-            via=VIA,
-        )
-    except users.AccountError as error:
-        raise refused(error) from None
+    user = users.create_user(
+        body.email,
+        body.password,
+        name=body.name,
+        phone=body.phone,
+        is_admin=body.is_admin,
+        email_verified=body.email_verified,
+        app_metadata=app_metadata,
+        user_metadata=user_metadata,
+        via=VIA,
+    )
     return represent(user)
 
 
@@ -101,17 +96,14 @@ def update_user(user_id: str, body: UserUpdate) -> UserOut:
         if field in given:
             given[field] = _metadata(given[field], field)
     profile = {k: v for k, v in given.items() if k in PROFILE_FIELDS}
-    try:
-        if profile:
-            admin.update_user(user, actor_id=None, **profile)
-        if "is_admin" in given:
-            admin.set_admin(user, given["is_admin"], actor_id=None)
-        if given.get("disabled") is True and not user.disabled:
-            admin.disable_user(user, actor_id=None)
-        elif given.get("disabled") is False:
-            admin.enable_user(user, actor_id=None)
-    except admin.UserAdminError as error:
-        raise refused(error) from None
+    if profile:
+        admin.update_user(user, actor_id=None, **profile)
+    if "is_admin" in given:
+        admin.set_admin(user, given["is_admin"], actor_id=None)
+    if given.get("disabled") is True and not user.disabled:
+        admin.disable_user(user, actor_id=None)
+    elif given.get("disabled") is False:
+        admin.enable_user(user, actor_id=None)
     return represent(user)
 
 

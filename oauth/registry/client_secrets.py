@@ -39,12 +39,17 @@ def iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") + "Z" if moment else None
 
 
-def previous_secret_expires_at(client: Client) -> str | None:
-    """When the previous secret stops working (ISO 8601), or None when none works now."""
+def grace_ends_at(client: Client) -> dt.datetime | None:
+    """When the previous secret stops working (naive UTC), or None when none works now."""
     expires = client.previous_secret_expires_at
     if client.previous_secret_hash is None or expires is None or expires <= utcnow():
         return None
-    return iso(expires)
+    return expires
+
+
+def previous_secret_expires_at(client: Client) -> str | None:
+    """``grace_ends_at`` as ISO 8601 (client_info, the CLI's --json)."""
+    return iso(grace_ends_at(client))
 
 
 def _locked_row(client: Client) -> Client:
