@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -18,7 +18,7 @@ from oauth.registry import cache as registry_cache
 from oauth.storage import db
 from oauth.storage.migrations import migrate
 from oauth.tokens import keys
-from oauth.web import instruments
+from oauth.web import headers, instruments, token_lane
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -92,7 +92,7 @@ def setup_security(app: Flask) -> None:
     passwords.init_app(app)
     ratelimit.init_app(app)
     password_limits.init_app(app)
-    app.after_request(_security_headers)
+    app.after_request(headers.add_security_headers)
     hops = int(app.config["PROXY_HOPS"])
     if hops > 0:  # only then are X-Forwarded-* believed (rate limits, audit IPs, https)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
@@ -109,6 +109,7 @@ def setup_web(app: Flask) -> None:
     """Every blueprint, the error pages, the navigation (templates: instance/templates/ first),
     the management REST API, and this worker's mail sender."""
     web.register_blueprints(app)
+    token_lane.init_app(app, app.extensions[instruments.EXTENSION])
     api.init_app(app)
     mail.init_app(app)
 
@@ -116,29 +117,6 @@ def setup_web(app: Flask) -> None:
 def setup_cli(app: Flask) -> None:
     """The ``flask`` command groups."""
     cli.init_app(app)
-
-
-# Our pages load only our own CSS (no script at all); app logos are https images.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' https: data:; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
-)
-
-
-def _security_headers(response):
-    """No framing (clickjacking of the consent page), nothing but our own resources, no MIME
-    sniffing, no referrer to other sites; pages (which show personal data) are never cached."""
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    # same-origin, not no-referrer: nothing leaves for other sites (RFC 9700 4.2), and an https
-    # form post carries the Referer that Flask-WTF's https check requires (docs/decisions.md).
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    if response.mimetype == "text/html":
-        response.headers.setdefault("Cache-Control", "no-store")
-    if current_app.config["SESSION_COOKIE_SECURE"]:  # an https issuer: browsers stay on https
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    return response
 
 
 def _close_database(app: Flask) -> None:

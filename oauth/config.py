@@ -60,6 +60,9 @@ def _core(app: Flask) -> dict:
         # Seconds each worker keeps signing keys and registry lookups (clients, APIs, grants).
         "KEYS_REFRESH_SECONDS": 5,
         "REGISTRY_CACHE_SECONDS": 5,
+        # The token endpoint answers well-formed client-credentials requests without Flask
+        # and Authlib around them (oauth/protocol/lean_token.py); False: always the full path.
+        "LEAN_TOKEN_LANE": True,
         "ALLOW_SIGNUP": True,
         "ALLOW_DYNAMIC_REGISTRATION": False,
         "AUTO_MIGRATE": True,

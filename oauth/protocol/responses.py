@@ -15,6 +15,9 @@ JSON_PATHS = (
     "/oauth/register",
 )
 
+# The client learns that a plugin failed, never which one: that is in the server log.
+PLUGIN_FAILED = "The server could not complete the request; see the server log."
+
 
 def oauth_error(status: int, error: str, description: str, headers: dict | None = None):
     """An RFC 6749 §5.2 error response, never cached."""

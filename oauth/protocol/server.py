@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import (
+    InsecureTransportError,
+    InvalidClientError,
+    InvalidRequestError,
+)
 from flask import Flask, current_app
 from flask import request as flask_request
 
@@ -11,6 +15,7 @@ from oauth import logs
 from oauth.protocol import grants
 from oauth.protocol.client_credentials import ClientCredentialsGrant
 from oauth.protocol.endpoints import register_endpoints
+from oauth.protocol.responses import describable
 from oauth.registry import clients
 from oauth.storage.models import Client
 
@@ -30,11 +35,27 @@ class AuthorizationServer(FlaskAuthorizationServer):
         return client
 
     def create_token_response(self, request=None):
-        if not flask_request.form.get("grant_type"):
-            return self.handle_error_response(
-                self.create_oauth2_request(request), InvalidRequestError("Missing 'grant_type'.")
+        try:
+            return self._token_response(request)
+        except InsecureTransportError as error:  # plain http to a host that is not loopback
+            return self.handle_response(*error())
+
+    def _token_response(self, request):
+        form = flask_request.form
+        if not form.get("grant_type"):
+            return self._refuse(request, "Missing 'grant_type'.")
+        # RFC 6749 §3.2: no parameter more than once (RFC 8707 allows several 'resource').
+        repeated = [name for name, values in form.lists() if len(values) > 1 and name != "resource"]
+        if repeated:
+            return self._refuse(
+                request, f"'{describable(repeated[0], 64)}' was sent more than once."
             )
         return super().create_token_response(request)
+
+    def _refuse(self, request, description: str):
+        return self.handle_error_response(
+            self.create_oauth2_request(request), InvalidRequestError(description)
+        )
 
     def handle_response(self, status_code, payload, headers):
         response = super().handle_response(status_code, payload, headers)

@@ -12,8 +12,9 @@ import json
 import threading
 import time
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jose import jwk, jws
 from jose.backends.base import Key
 from jose.exceptions import JOSEError
@@ -98,9 +99,12 @@ def _load_private_key(private_pem: str, alg: str):
 
 
 class KeyMaterial:
-    """One key with its python-jose Key objects, built once and reused for every token."""
+    """One key: its public python-jose Key for verification and its private key for signing,
+    each built once and reused for every token."""
 
-    __slots__ = ("kid", "alg", "public_jwk", "_private_pem", "_public_key", "_signer", "_lock")
+    __slots__ = (
+        "kid", "alg", "public_jwk", "_private_pem", "_public_key", "_signer", "_lock", "_headers",
+    )  # fmt: skip
 
     def __init__(self, kid: str, alg: str, private_pem: str | None, public_jwk: dict) -> None:
         if alg not in SUPPORTED_ALGS:
@@ -117,14 +121,15 @@ class KeyMaterial:
         self._public_key: Key = jwk.construct(
             {k: v for k, v in self.public_jwk.items() if k != "use"}, alg
         )
-        self._signer: Key | None = None
+        self._signer = None  # the cryptography private key, once loaded
         self._lock = threading.Lock()
+        self._headers: dict[str, bytes] = {}
 
     @property
     def can_sign(self) -> bool:
         return self._private_pem is not None
 
-    def _signing_key(self) -> Key:
+    def _signing_key(self):
         signer = self._signer
         if signer is None:
             if self._private_pem is None:
@@ -132,18 +137,33 @@ class KeyMaterial:
             # Built lazily: previous and standby keys only verify, so they never pay for it.
             with self._lock:
                 if self._signer is None:
-                    self._signer = jwk.construct(
-                        _load_private_key(self._private_pem, self.alg), self.alg
-                    )
+                    self._signer = _load_private_key(self._private_pem, self.alg)
                 signer = self._signer
         return signer
 
+    def _header(self, typ: str) -> bytes:
+        header = self._headers.get(typ)
+        if header is None:
+            fields = {"alg": self.alg, "kid": self.kid, "typ": typ}
+            header = b64url(json.dumps(fields, separators=(",", ":")).encode("utf-8")).encode()
+            if len(self._headers) < 8:  # our own few types; bounded all the same
+                self._headers[typ] = header
+        return header
+
     def sign(self, claims: dict, typ: str = "JWT") -> str:
-        """A compact JWS over ``claims``; protected header ``{"alg", "kid", "typ"}``."""
+        """A compact JWS over ``claims``; protected header ``{"alg", "kid", "typ"}``.
+
+        Signed with ``cryptography`` directly: the header of each ``typ`` is encoded once per
+        key, and ES256's DER signature becomes JWS's fixed-size ``r || s`` (RFC 7518 §3.4)."""
         payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return jws.sign(
-            payload, self._signing_key(), headers={"kid": self.kid, "typ": typ}, algorithm=self.alg
-        )
+        signing_input = self._header(typ) + b"." + b64url(payload).encode()
+        key = self._signing_key()
+        if self.alg == "ES256":
+            r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+            signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        else:
+            signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        return (signing_input + b"." + b64url(signature).encode()).decode("ascii")
 
     def verify(self, token: str | bytes) -> bytes:
         """The payload when the signature is valid for this key; InvalidTokenError otherwise."""

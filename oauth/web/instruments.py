@@ -18,6 +18,7 @@ from flask import Flask, g, request
 from oauth import logs, metrics
 
 request_log = logging.getLogger("portcullis.request")
+EXTENSION = "portcullis.instruments"
 
 
 class RequestInstruments:
@@ -84,4 +85,4 @@ def init_app(app: Flask) -> None:
     """Before any other middleware is wrapped round the app (ProxyFix wraps this one)."""
     logs.configure(app.config["LOG_FORMAT"], debug=app.debug)
     app.teardown_request(_note_endpoint_and_user)
-    app.wsgi_app = RequestInstruments(app.wsgi_app)
+    app.wsgi_app = app.extensions[EXTENSION] = RequestInstruments(app.wsgi_app)

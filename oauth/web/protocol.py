@@ -15,6 +15,7 @@ from oauth.plugins.host import host as plugin_host
 from oauth.protocol import registration
 from oauth.protocol.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from oauth.protocol.responses import (
+    PLUGIN_FAILED,
     basic_client_id,
     bearer_challenge,
     bearer_token,
@@ -34,9 +35,6 @@ from oauth.tokens.verify import verify_access_token
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/oauth")
-
-# The client learns that a plugin failed, never which one: that is in the server log.
-PLUGIN_FAILED = "The server could not complete the request; see the server log."
 
 
 @bp.after_request

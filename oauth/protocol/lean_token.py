@@ -1,0 +1,196 @@
+"""The lean lane of the token endpoint: the common, well-formed client-credentials request,
+answered without Flask's request machinery or Authlib's endpoint around it (issue 13: together
+they took most of a token's time).
+
+The lane takes only a request it can answer in full: an urlencoded body of known parameters,
+each sent once and none empty, ``grant_type=client_credentials``, a confidential client's
+valid secret (HTTP Basic, or ``client_secret_post``) and an API and scopes the client was
+granted. For anything else ``answer`` returns None *before any hook has run*, and the full
+endpoint (``web/protocol.py`` through Authlib) answers: every error, with its RFC error code,
+and the limits on failed client authentication stay in one place. The checks and the issuing
+are the grant's own (``protocol/client_credentials.py``), so the two doors cannot disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote
+
+from authlib.common.security import is_secure_transport
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, OAuth2Request
+
+from oauth import logs, metrics
+from oauth.plugins.hookspecs import TokenDenied
+from oauth.plugins.host import PluginError
+from oauth.protocol import client_credentials as grant
+from oauth.protocol.responses import PLUGIN_FAILED
+from oauth.registry import clients
+
+TOKEN_PATH = "/oauth/token"
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_BODY = 4096
+PARAMETERS = frozenset(
+    {"grant_type", "audience", "resource", "scope", "client_id", "client_secret"}
+)
+BASIC = "client_secret_basic"
+POST = "client_secret_post"
+
+
+@dataclass
+class Answer:
+    """What the lane answers: a status and a JSON payload (a token or an RFC 6749 error)."""
+
+    status: int
+    payload: dict
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class LeanRequest(OAuth2Request):
+    """The Authlib request a plugin hook sees as ``context.request``, as the full endpoint
+    gives it: ``method``, ``uri``, ``headers``, ``form``, ``args``, ``payload``, ``client``.
+
+    Authlib's ``__init__`` is not called: it would check the transport again, which the lane
+    did once per origin (``secure_transport``); the attributes it sets are set here."""
+
+    def __init__(self, uri: str, headers, form: dict[str, str]):  # noqa: PLW0231  # see above
+        self.method = "POST"
+        self.uri = uri
+        self.headers = headers
+        self._body = None
+        self._form = form
+        self.payload = BasicOAuth2Payload(form)
+        self.client = self.auth_method = self.user = self.credential = self._scope = None
+        self.authorization_code = self.refresh_token = None
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {}
+
+
+_SECURE_ORIGINS: dict[str, bool] = {}
+
+
+def secure_transport(origin: str) -> bool:
+    """Authlib's rule (https, or http to a loopback host) for ``scheme://host``, judged once
+    per origin (a bounded few: hosts come from the request)."""
+    if os.environ.get("AUTHLIB_INSECURE_TRANSPORT"):
+        return True
+    secure = _SECURE_ORIGINS.get(origin)
+    if secure is None:
+        secure = is_secure_transport(origin + "/")
+        if len(_SECURE_ORIGINS) < 64:
+            _SECURE_ORIGINS[origin] = secure
+    return secure
+
+
+def eligible(method: str, path: str, content_type: str | None, length: str | None) -> bool:
+    """A request the lane may read: a POST to the token endpoint with a small form body."""
+    if method != "POST" or path != TOKEN_PATH or not length or not content_type:
+        return False
+    if content_type.partition(";")[0].strip().lower() != FORM_TYPE:
+        return False
+    return length.isdigit() and 0 < int(length) <= MAX_BODY
+
+
+def parse_form(body: bytes) -> dict[str, str] | None:
+    """The form's fields, or None unless each is a known parameter, sent once, not empty."""
+    try:
+        pairs = parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
+            max_num_fields=len(PARAMETERS),
+            encoding="utf-8", errors="strict",
+        )  # fmt: skip
+    except (ValueError, UnicodeError):
+        return None
+    form = dict(pairs)
+    if len(form) != len(pairs) or not PARAMETERS.issuperset(form):
+        return None
+    if not all(value and "\x00" not in value for value in form.values()):
+        return None
+    return form
+
+
+def basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """RFC 6749 §2.3.1: ``Basic base64(urlencoded id ":" urlencoded secret)``, strictly."""
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        return None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        return None
+    client_id, secret = unquote(client_id, errors="strict"), unquote(secret, errors="strict")
+    return (client_id, secret) if client_id and secret else None
+
+
+def _credentials(authorization: str | None, form: dict) -> tuple[str, str, str] | None:
+    """(client_id, secret, method) when the client used exactly one way to authenticate."""
+    if authorization is not None:
+        if "client_secret" in form:
+            return None
+        try:
+            pair = basic_credentials(authorization)
+        except UnicodeError:
+            return None
+        if pair is None or form.get("client_id", pair[0]) != pair[0]:
+            return None
+        return pair[0], pair[1], BASIC
+    client_id, secret = form.get("client_id"), form.get("client_secret")
+    return (client_id, secret, POST) if client_id and secret else None
+
+
+def _authenticated_client(credentials: tuple[str, str, str]):
+    client_id, secret, method = credentials
+    client = clients.cached_client(client_id)
+    if client is None or client.is_public:
+        return None
+    if not client.check_endpoint_auth_method(method, "token"):
+        return None
+    return client if client.check_client_secret(secret) else None
+
+
+def answer(
+    form: dict, authorization: str | None, origin: str, uri: str, headers, ip: str | None
+) -> Answer | None:
+    """The answer to a client-credentials request, or None: the full endpoint answers it.
+
+    In the app context. ``origin`` is ``scheme://host`` of ``uri``; ``headers`` (read by
+    plugins through ``context.request``) may be any mapping; ``ip`` goes into the audit event.
+    """
+    if form.get("grant_type") != grant.GRANT_TYPE or not secure_transport(origin):
+        return None
+    credentials = _credentials(authorization, form)
+    client = _authenticated_client(credentials) if credentials else None
+    if client is None:
+        return None
+    resources = [form["resource"]] if "resource" in form else []
+    try:
+        api, scopes = grant.check_request(client, form, resources)
+    except OAuth2Error:
+        return None
+    request = LeanRequest(uri, headers, form)
+    request.client, request.auth_method = client, credentials[2]
+    logs.note(client_id=client.client_id)
+    try:
+        token = grant.issue_token(client, api, scopes, credentials[2], request, ip=ip)
+    except TokenDenied as denial:
+        return _error(denial.status_code, denial.error, denial.description)
+    except PluginError:
+        return _error(500, "server_error", PLUGIN_FAILED)
+    metrics.count_token(grant.GRANT_TYPE)
+    return Answer(200, token, [("Pragma", "no-cache")])
+
+
+def _error(status: int, error: str, description: str) -> Answer:
+    return Answer(status, {"error": error, "error_description": description})

@@ -1,0 +1,95 @@
+"""The token endpoint's lean lane as WSGI middleware, inside the request instruments (so the
+request id, the log line and the metrics are the same) and in front of Flask.
+
+A POST to ``/oauth/token`` with a small urlencoded body is read here; when
+``protocol/lean_token.py`` can answer it in full (a valid client-credentials request) the
+answer goes out from here, with every header Flask would add; otherwise the body is put back
+and Flask answers, unchanged. ``LEAN_TOKEN_LANE = False`` sends every request to Flask.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from flask import Flask
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.http import HTTP_STATUS_CODES
+
+from oauth import logs
+from oauth.protocol import lean_token
+from oauth.web.headers import security_headers
+
+log = logging.getLogger(__name__)
+
+ENDPOINT = "api.token"
+SERVER_ERROR = {"error": "server_error", "error_description": "Something went wrong on our side."}
+
+
+class TokenLane:
+    def __init__(self, app: Flask, wsgi_app):
+        self.app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        if not (
+            lean_token.eligible(
+                environ.get("REQUEST_METHOD", ""),
+                environ.get("PATH_INFO", ""),
+                environ.get("CONTENT_TYPE"),
+                environ.get("CONTENT_LENGTH"),
+            )
+            and self.app.config["LEAN_TOKEN_LANE"]
+        ):
+            return self.wsgi_app(environ, start_response)
+        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        form = lean_token.parse_form(body) if len(body) == int(environ["CONTENT_LENGTH"]) else None
+        answer = self._answer(environ, form) if form is not None else None
+        if answer is None:
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.wsgi_app(environ, start_response)
+        logs.note_endpoint(ENDPOINT)
+        data = json.dumps(answer.payload).encode("utf-8")
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"),
+            *answer.headers,
+            ("Access-Control-Allow-Origin", "*"),
+            *security_headers(self.app.config),
+        ]
+        start_response(f"{answer.status} {HTTP_STATUS_CODES[answer.status]}", headers)
+        return [data]
+
+    def _answer(self, environ, form: dict) -> lean_token.Answer | None:
+        try:
+            with self.app.app_context():
+                origin = _origin(environ)
+                return lean_token.answer(
+                    form,
+                    environ.get("HTTP_AUTHORIZATION"),
+                    origin,
+                    origin + _path(environ),
+                    EnvironHeaders(environ),
+                    environ.get("REMOTE_ADDR"),
+                )
+        except Exception:  # what Flask would do: log it, answer 500 (never the details)
+            log.exception("Exception on /oauth/token [POST]")
+            return lean_token.Answer(500, SERVER_ERROR)
+
+
+def _origin(environ) -> str:
+    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+    return f"{environ['wsgi.url_scheme']}://{host}"
+
+
+def _path(environ) -> str:
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING")
+    return f"{path}?{query}" if query else path
+
+
+def init_app(app: Flask, instruments) -> None:
+    """Put the lane between the request instruments and Flask."""
+    instruments.wsgi_app = TokenLane(app, instruments.wsgi_app)
