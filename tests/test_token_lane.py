@@ -216,13 +216,13 @@ PLUGIN = """
 from oauth import hookimpl
 from oauth.plugins.hookspecs import TokenDenied
 
-CALLS = []
+seen = []
 
 
 @hookimpl
 def customize_access_token(claims, context):
     request = context.request
-    CALLS.append((request.form.get("audience"), request.headers.get("X-Tenant"),
+    seen.append((request.form.get("audience"), request.headers.get("X-Tenant"),
                   request.payload.data.get("grant_type"), request.client.client_id,
                   request.method, request.uri))
     tenant = request.headers.get("X-Tenant")
@@ -239,7 +239,7 @@ def test_hooks_run_once_and_see_the_request(make_app, plugin_dir, lane_answers, 
     app = make_app(PLUGINS_DIR=str(plugin_dir))
     http = app.test_client()
     client_id, secret = setup_m2m(app)
-    module = next(m for m in _plugin_modules(app) if hasattr(m, "CALLS"))
+    module = next(m for m in _plugin_modules(app) if hasattr(m, "seen"))
     body = f"grant_type=client_credentials&audience={API}"
     auth = basic_auth_header(client_id, secret)
 
@@ -255,7 +255,7 @@ def test_hooks_run_once_and_see_the_request(make_app, plugin_dir, lane_answers, 
         "POST",
         "http://localhost/oauth/token",
     )
-    assert module.CALLS == [expected]
+    assert module.seen == [expected]
 
     refused, full_refused = both_ways(app, http, body, {**auth, "X-Tenant": "refused"})
     assert refused.status_code == full_refused.status_code == 403
@@ -267,7 +267,7 @@ def test_hooks_run_once_and_see_the_request(make_app, plugin_dir, lane_answers, 
     assert broken.status_code == full_broken.status_code == 500
     assert broken.get_json() == full_broken.get_json()
     assert "tenant" not in broken.get_data(as_text=True)  # the plugin is named in the log only
-    assert len(module.CALLS) == 5  # once per request: a refusal is not retried on the full path
+    assert len(module.seen) == 5  # once per request: a refusal is not retried on the full path
     assert lane_answers == [200, 403, 500]
     with app.app_context():
         assert AuditEvent.select().where(AuditEvent.event_type == "token.issued").count() == 1
