@@ -80,7 +80,10 @@ def noted(name: str) -> str | None:
 
 def printable(value: str, limit: int = 300) -> str:
     """A value for a text log line: no control characters (no forged lines), bounded."""
-    return "".join(c if c.isprintable() else "?" for c in value[:limit])
+    value = value[:limit]
+    if value.isprintable():  # nearly always: no copy character by character
+        return value
+    return "".join(c if c.isprintable() else "?" for c in value)
 
 
 # --- formats ------------------------------------------------------------------------------
