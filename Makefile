@@ -64,19 +64,15 @@ format: install
 
 # The benchmark: Portcullis against node-oidc-provider, A/B/A/B (benchmarks/README.md).
 # BENCH_ARGS="--server sync --server granian --seconds 5 ..." chooses; `npm ci` runs when the
-# lock file is newer than node_modules, the `bench` extra (granian) installs once.
+# lock file is newer than node_modules.
 NODE_OIDC := benchmarks/node-oidc
 BENCH_ARGS ?=
-
-$(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
-	@touch $@
 
 $(NODE_OIDC)/node_modules/.package-lock.json: $(NODE_OIDC)/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { echo "make bench needs Node.js 20+ and npm"; exit 1; }
 	cd $(NODE_OIDC) && npm ci --no-audit --no-fund
 
-bench: install $(VENV)/.bench-installed $(NODE_OIDC)/node_modules/.package-lock.json
+bench: install $(NODE_OIDC)/node_modules/.package-lock.json
 	$(BIN)/python benchmarks/run.py --reference node $(BENCH_ARGS)
 
 # Every dependency at exactly its pyproject.toml floor, in a throw-away virtualenv, runs the

@@ -75,9 +75,11 @@ def serve(
     host: str = "127.0.0.1",
     binds: tuple[str, ...] = (),
     gunicorn_args: tuple[str, ...] = (),
+    server: str = "gunicorn",
     **settings,
 ):
-    """gunicorn with ``workers`` on a free port of 127.0.0.1 (plus ``binds``, e.g. ``[::1]``);
+    """gunicorn with ``workers`` on a free port of 127.0.0.1 (plus ``binds``, e.g. ``[::1]``),
+    or ``server="portcullis-serve"`` (granian, the README's production command; no binds);
     yields ``http://{host}:{port}``. ISSUER defaults to that URL; LOGIN_RATE_LIMIT to 5 per
     minute (what the live rate-limit tests count against); both may be overridden, and a
     setting given as None is left to the app's default."""
@@ -87,13 +89,17 @@ def serve(
     base = f"http://{host}:{port}"
     settings = {"ISSUER": base, "LOGIN_RATE_LIMIT": "5 per minute", **settings}
     env = environment(database_url, folder, **settings)
-    log_path = folder / "gunicorn.log"
+    log_path = folder / f"{server}.log"
     with open(log_path, "w") as log:
-        command = [sys.executable, "-m", "gunicorn", "-w", str(workers)]
-        command += ["-b", f"127.0.0.1:{port}"]
-        for address in binds:
-            command += ["-b", f"{address}:{port}"]
-        command += [*gunicorn_args, "app:create_app()"]
+        if server == "portcullis-serve":
+            command = [sys.executable, "-m", "oauth.serve", "--workers", str(workers)]
+            command += ["--port", str(port)]
+        else:
+            command = [sys.executable, "-m", "gunicorn", "-w", str(workers)]
+            command += ["-b", f"127.0.0.1:{port}"]
+            for address in binds:
+                command += ["-b", f"{address}:{port}"]
+            command += [*gunicorn_args, "app:create_app()"]
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         try:
             wait_until_healthy(f"http://127.0.0.1:{port}", process, log_path)
