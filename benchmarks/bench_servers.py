@@ -19,14 +19,15 @@ from bench_wrk import BenchError, log
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "benchmarks" / "node-oidc"
-THREADS = 4  # gthread's threads, granian's blocking threads per worker (--server-threads)
+GTHREAD_THREADS = 4  # gthread's threads per worker (--server-threads)
+GRANIAN_THREADS = 1  # portcullis-serve's default (oauth/serve.py DEFAULT_THREADS)
 KEEP_ALIVE = 5  # seconds, gthread (gunicorn's default is 2)
 
 # --server NAME: what it runs, for the printed and recorded description.
 PYTHON_SERVERS = {
     "sync": "gunicorn, `sync` workers (no keep-alive: one TCP connection per request)",
     "gthread": "gunicorn, `gthread` workers ({threads} threads each, keep-alive {keep_alive} s)",
-    "granian": "granian, WSGI interface ({threads} blocking threads per worker, keep-alive)",
+    "granian": "granian via `portcullis-serve` (the README's production command), WSGI interface ({threads} Python thread(s) per worker, keep-alive)",
 }
 
 
@@ -60,30 +61,23 @@ class PythonServer:
 
     def command(self, port: int) -> list[str]:
         host = "127.0.0.1"
-        if self.kind == "granian":
-            if package_version("granian") is None:
-                raise BenchError(
-                    "--server granian needs granian: `.venv/bin/pip install -e '.[bench]'` "
-                    "(or `pip install granian`)"
-                )
+        if self.kind == "granian":  # exactly the production command
             command = [
-                sys.executable, "-m", "granian", "--interface", "wsgi", "--factory",
-                "--workers", str(self.workers), "--host", host, "--port", str(port),
-                "--log-level", "warning", "--no-access-log",
+                sys.executable, "-m", "oauth.serve", "--workers", str(self.workers),
+                "--host", host, "--port", str(port),
+                "--threads", str(self.threads or GRANIAN_THREADS),
             ]  # fmt: skip
-            # granian's own default is backpressure / 2 threads (256 with 2 workers): the GIL.
-            command += ["--blocking-threads", str(self.threads or THREADS)]
-            return [*command, "app:create_app"]
+            return command
         command = [sys.executable, "-m", "gunicorn", "-w", str(self.workers), "-k", self.kind]
         if self.kind == "gthread":
-            command += ["--threads", str(self.threads or THREADS)]
+            command += ["--threads", str(self.threads or GTHREAD_THREADS)]
             command += ["--keep-alive", str(KEEP_ALIVE)]
         if gunicorn_has_control_socket():
             command.append("--no-control-socket")
         return [*command, "-b", f"{host}:{port}", "app:create_app()"]
 
     def describe(self) -> str:
-        threads = self.threads or THREADS
+        threads = self.threads or (GRANIAN_THREADS if self.kind == "granian" else GTHREAD_THREADS)
         text = PYTHON_SERVERS[self.kind].format(threads=threads, keep_alive=KEEP_ALIVE)
         server = "granian" if self.kind == "granian" else "gunicorn"
         return f"{text.replace(server, f'{server} {package_version(server)}', 1)}"

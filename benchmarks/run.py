@@ -492,6 +492,9 @@ def timers(app) -> list[Timer]:
         Timer(AUTHORIZATION_SERVER, "create_oauth2_request", "Authlib: OAuth2Request from the Flask request"),
         Timer(AUTHORIZATION_SERVER, "create_token_response", "grant: Authlib grant logic, claims (create_token_response)"),
         Timer(AUTHORIZATION_SERVER, "handle_response", "Authlib: JSON response"),
+        Timer("oauth.protocol.lean_token", "parse_form", "lean lane: parse the form"),
+        Timer("oauth.protocol.client_credentials", "check_request", "grant: checks (grant type, API, scopes)"),
+        Timer("oauth.protocol.client_credentials", "issue_token", "grant: issue_token (context, claims)"),
         Timer("oauth.storage.models:Client", "check_client_secret", "client secret check (SHA-256, constant time)"),
         Timer("oauth.ratelimit:Throttle", "retry_after", "rate limits: Throttle.retry_after (failures only)"),
         Timer(PLUGIN_HOST, "customize_client_credentials", f"{hooks}: customize_client_credentials"),
@@ -603,10 +606,12 @@ GROUPS = [
 
 # Inclusive buckets: (label, [(owner, name), ...], see _target); cumulative times of entry
 # points, so nested buckets overlap (the database bucket also contains part of client auth).
-# The first row is the whole request, the second the view.
+# The first row is the whole request, the second the lean lane (which answers it).
 INCLUSIVE = [
-    ("whole request inside the WSGI app", [("flask:Flask", "wsgi_app")]),
-    ("token view (transaction + Authlib endpoint)", [(f"view:{TOKEN_PATH}", "")]),
+    ("whole request inside the WSGI app", [("oauth.web.instruments:RequestInstruments", "__call__")]),
+    ("lean lane of the token endpoint (web/token_lane.py)", [("oauth.web.token_lane:TokenLane", "__call__")]),
+    ("lean lane: the answer (protocol/lean_token.answer)", [("oauth.protocol.lean_token", "answer")]),
+    ("token view, full endpoint (requests the lane leaves)", [(f"view:{TOKEN_PATH}", "")]),
     (
         "Authlib: OAuth2Request from the Flask request",
         [(AUTHORIZATION_SERVER, "create_oauth2_request")],
@@ -833,7 +838,7 @@ def _cprofile_lines(
     if whole in rows and view in rows:
         around = app_total - _cumulative(stats, rows[view])
         lines.append(
-            f"| Flask/Werkzeug + extensions around the view (app minus view) | "
+            f"| instruments, Flask/Werkzeug, extensions around the lane (whole minus lane) | "
             f"{around / app_total * 100:.1f} | {around * ms:.3f} |"
         )
     if not_found:
@@ -949,14 +954,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--server",
         action="append",
         choices=sorted(PYTHON_SERVERS),
-        help="the Python server running Portcullis: sync (gunicorn sync workers, the default), "
-        "gthread (gunicorn threads, keep-alive) or granian (WSGI, `pip install -e .[bench]`); "
+        help="the Python server running Portcullis: granian (portcullis-serve, the production "
+        "command, the default), sync (gunicorn sync workers) or gthread (gunicorn threads); "
         "repeat it to measure several in one run (with --reference, each against node)",
     )
     parser.add_argument(
         "--server-threads",
         type=int,
-        help="threads per worker: gthread's --threads, granian's --blocking-threads (4); "
+        help="threads per worker: gthread's --threads (4), portcullis-serve's --threads (1); "
         "sync ignores it",
     )
     parser.add_argument(
@@ -1008,7 +1013,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.threads is None:
         args.threads = 1 if args.reference else 2
-    args.server = list(dict.fromkeys(args.server or ["sync"]))
+    args.server = list(dict.fromkeys(args.server or ["granian"]))
     if args.seconds < 1 or args.connections < 1 or args.threads < 1 or args.warmup < 0:
         parser.error("--seconds, --connections and --threads must be >= 1, --warmup >= 0")
     if args.node_warmup < 0:
