@@ -1,7 +1,9 @@
 """The client_credentials grant: machine-to-machine tokens for registered APIs (Auth0's model,
 with RFC 8707 ``resource`` as an alias of ``audience``). The token comes from the one issuing
-pipeline (``tokens/issue.py``), which runs Auth0's hook and then ``customize_access_token``;
-it only reads until every hook has run, then writes its audit row in a short transaction."""
+pipeline (``tokens/issue.py``), which runs Auth0's hook and then ``customize_access_token``.
+Nothing here waits for the database: the audit event (with the token's ``jti``) goes to the
+spool before the answer (``audit.record_soon``), and the client's last use is written at most
+once a minute."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from oauth.protocol.grants import InvalidTargetError, require_grant_type
 from oauth.protocol.responses import describable
 from oauth.registry import apis, client_grants, clients
 from oauth.scopes import parse as parse_scope
-from oauth.storage.db import write_transaction
 from oauth.tokens import issue
 
 
@@ -67,13 +68,13 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
             audience=api.identifier,
             request=self.request,
         )
-        token = issue.machine_token(context, ttl=api.token_ttl)  # every hook, before any lock
-        with write_transaction():
-            audit.record(
-                "token.issued",
-                client_id=client.client_id,
-                grant_type="client_credentials",
-                audience=api.identifier,
-            )
-            clients.touch_last_used(client)
+        token, claims = issue.machine_token(context, ttl=api.token_ttl)  # every hook, no lock
+        audit.record_soon(
+            "token.issued",
+            client_id=client.client_id,
+            grant_type="client_credentials",
+            audience=api.identifier,
+            jti=claims["jti"],
+        )
+        clients.touch_last_used(client)
         return 200, token, self.TOKEN_RESPONSE_HEADER
