@@ -192,7 +192,7 @@ class Spool:
         own = {f.name for f in [*self._retired, self._current] if f}
         try:
             entries = list(os.scandir(self.folder))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return 0
         count = 0
         for entry in entries:
