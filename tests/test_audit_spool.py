@@ -20,6 +20,7 @@ import pytest
 from oauth import audit
 from oauth.storage import audit_ingest, audit_spool
 from oauth.storage.audit_ingest import AuditSpoolProgress
+from oauth.storage.db import database
 from oauth.storage.models import AuditEvent
 from tests.live import built_app
 
@@ -328,3 +329,28 @@ def test_a_normal_exit_flushes_and_removes_the_processs_file(database_url, tmp_p
     assert list((tmp_path / "instance" / audit_spool.FOLDER).iterdir()) == []
     with built_app(database_url, "k" * 32, tmp_path, AUDIT_SPOOL_FLUSH_SECONDS=3600) as reader:
         assert [r.client_id for r in rows(reader, "at.exit")] == ["svc"]
+
+
+def test_flask_audit_flush_moves_what_stopped_processes_left(make_app):
+    app = make_app(**IDLE)
+    orphan(app, "h-8-cli.jsonl", spool_line("a", 1) + spool_line("b", 2))
+    with app.app_context():
+        audit.record_soon("mine", client_id="svc")  # this process's own file: flushed too
+    result = app.test_cli_runner().invoke(args=["audit", "flush"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == (
+        "Moved 3 spooled audit events into the database; 1 spool file held by running processes."
+    )
+    assert sorted(r.event_type for r in rows(app)) == ["a", "b", "mine"]
+
+
+def test_a_reader_flushing_keeps_its_own_connection(make_app):
+    """flush_spool in a request (the audit page) uses the request's connection, and leaves it
+    open: a context of its own would close it when it ended."""
+    app = make_app(**IDLE)
+    with app.app_context():
+        database.connect(reuse_if_open=True)
+        audit.record_soon("seen", client_id="svc")
+        assert audit.flush_spool() == 1
+        assert not database.is_closed()
+        assert AuditEvent.select().where(AuditEvent.event_type == "seen").count() == 1

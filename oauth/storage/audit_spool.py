@@ -21,6 +21,7 @@ moved into ``audit_event`` in the background, each exactly once (docs/decisions.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import json
 import logging
@@ -35,10 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 
 from oauth.storage.audit_ingest import AuditSpoolProgress, commit, parse, progress
-from oauth.storage.db import connection
+from oauth.storage.db import database
 
 log = logging.getLogger(__name__)
 
@@ -158,17 +159,36 @@ class Spool:
             self._current is not None and self._current.ingested < self._current.written
         )
 
+    def files(self) -> list[Path]:
+        """Every spool file in the folder (this process's, other live ones', orphans)."""
+        try:
+            return sorted(p for p in self.folder.iterdir() if p.name.endswith(SUFFIX))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
     def flush(self, *, orphans: bool = True) -> int:
         """Ingest this process's spooled events now (and orphaned files, with ``orphans``);
         returns how many events this call committed."""
         if self._pid != os.getpid():
             self._after_fork()
-        with self._flush_lock, self.app.app_context(), connection():
-            count = self._flush_own()
-            if orphans:
-                self._next_scan = time.monotonic() + ORPHAN_SCAN_SECONDS
-                count += self._recover_orphans()
-            return count
+        with self._flush_lock, self._app_context():
+            was_closed = database.is_closed()  # peewee connects at the first query, if any
+            try:
+                count = self._flush_own()
+                if orphans:
+                    self._next_scan = time.monotonic() + ORPHAN_SCAN_SECONDS
+                    count += self._recover_orphans()
+                return count
+            finally:
+                if was_closed and not database.is_closed():
+                    database.close()
+
+    def _app_context(self):
+        """The app's context, unless already in it (a new one would close the caller's
+        connection when it ends)."""
+        if has_app_context() and current_app._get_current_object() is self.app:
+            return contextlib.nullcontext()
+        return self.app.app_context()
 
     def _flush_own(self) -> int:
         with self._append_lock:
