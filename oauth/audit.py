@@ -102,6 +102,12 @@ def flush_spool() -> int:
     return spool.flush() if spool is not None else 0
 
 
+def spool_files() -> list[Path]:
+    """The spool files there are (this app's folder), each still to be ingested or being
+    written; none when every process has stopped and flushed."""
+    return current_app.extensions[SPOOL].files()
+
+
 def init_app(app: Flask) -> None:
     """This app's spool (``instance/audit-spool/``); what dead processes left is ingested now,
     after the plugins are loaded (their ``on_event`` hears of it)."""
