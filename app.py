@@ -8,7 +8,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from oauth import api, cli, config, ratelimit, web
+from oauth import api, audit, cli, config, ratelimit, web
 from oauth.accounts import backchannel, login, mail, passwords
 from oauth.cli import startup as cli_startup
 from oauth.plugins import host as plugin_host
@@ -99,7 +99,9 @@ def setup_security(app: Flask) -> None:
 
 
 def setup_protocol(app: Flask) -> None:
-    """Signing keys (a current one always exists), the registry cache, the Authlib server."""
+    """Signing keys (a current one always exists), the registry cache, the Authlib server;
+    the audit spool (after the plugins: their ``on_event`` hears of what it recovers)."""
+    audit.init_app(app)
     keys.init_app(app)
     registry_cache.init_app(app)
     server.init_app(app)

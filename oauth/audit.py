@@ -1,6 +1,10 @@
 """The audit log: one row per security-relevant event, written in the caller's transaction
 by the service that made the change, and read back (filters, pages) by the admin pages.
 
+An event that changes no row (a client-credentials token) goes to the spool instead
+(``record_soon``): durable in a local file at once, in the table a moment later
+(``oauth/storage/audit_spool.py``); readers that must see it call ``flush_spool`` first.
+
 Never pass a token, code, secret or password in ``details``.
 """
 
@@ -8,18 +12,24 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import operator
 import re
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import peewee
-from flask import current_app, g, has_app_context, has_request_context, request
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 
 from oauth.pagination import Page, paginate
-from oauth.storage.db import database
+from oauth.storage import audit_spool
+from oauth.storage.db import database, write_transaction
 from oauth.storage.models import AuditEvent, Client, User, utcnow
+
+log = logging.getLogger(__name__)
+SPOOL = "portcullis.audit_spool"
 
 FROM_REQUEST: Any = object()
 
@@ -48,25 +58,119 @@ def record(
     **details,
 ) -> None:
     """Write one event in the caller's transaction; ``ip`` defaults to the request's."""
+    ip, details = _context(ip, details)
+    _store(utcnow(), event_type, user_id, client_id, ip, details)
+
+
+def record_soon(
+    event_type: str,
+    *,
+    user_id: str | None = None,
+    client_id: str | None = None,
+    ip: str | None = FROM_REQUEST,
+    **details,
+) -> None:
+    """Record one event durably without the database (``record``'s arguments and meaning):
+    once this returns, the event is in this process's spool file and survives a ``kill -9``;
+    it reaches ``audit_event`` (and ``on_event`` observers) within AUDIT_SPOOL_FLUSH_SECONDS.
+
+    For events that change no row (a client-credentials token): an event that comes with a
+    change belongs in the change's transaction (``record``). Should the spool fail (disk
+    full), the event is written to the database here instead, never lost."""
+    ip, details = _context(ip, details)
+    created_at = utcnow()
+    event = {
+        "created_at": created_at.isoformat(),
+        "event_type": event_type,
+        "user_id": user_id,
+        "client_id": client_id,
+        "ip": ip,
+        "details": details,
+    }
+    try:
+        current_app.extensions[SPOOL].append(event)
+    except (OSError, ValueError) as error:
+        log.warning("audit spool: %s; writing the event to the database now", error)
+        with write_transaction():
+            _store(created_at, event_type, user_id, client_id, ip, details)
+
+
+def flush_spool() -> int:
+    """Move this process's spooled events (and those of dead processes) into ``audit_event``
+    now, for a reader that must see them; returns how many. Cheap with nothing spooled."""
+    spool = current_app.extensions.get(SPOOL)
+    return spool.flush() if spool is not None else 0
+
+
+def spool_files() -> list[Path]:
+    """The spool files there are (this app's folder), each still to be ingested or being
+    written; none when every process has stopped and flushed."""
+    return current_app.extensions[SPOOL].files()
+
+
+def init_app(app: Flask) -> None:
+    """This app's spool (``instance/audit-spool/``); what dead processes left is ingested now,
+    after the plugins are loaded (their ``on_event`` hears of it)."""
+    spool = app.extensions[SPOOL] = audit_spool.Spool(
+        app,
+        Path(app.instance_path) / audit_spool.FOLDER,
+        fsync=app.config["AUDIT_SPOOL_FSYNC"],
+        interval=float(app.config["AUDIT_SPOOL_FLUSH_SECONDS"]),
+        on_committed=lambda rows: _emit(rows, app),
+    )
+    if spool.folder.is_dir():
+        try:
+            spool.flush()
+        except peewee.DatabaseError as error:  # e.g. AUTO_MIGRATE off, migrations pending
+            log.warning("audit spool: cannot ingest left-over events yet: %s", error)
+
+
+def _context(ip, details: dict) -> tuple[str | None, dict]:
+    """The request's IP (unless given) and the acting client (``act_as_client``)."""
     if ip is FROM_REQUEST:
         ip = request.remote_addr if has_request_context() else None
     actor_client = acting_client()
     if actor_client is not None:
         details = {**details, "actor_type": "client", "actor_client_id": actor_client}
-    created_at = utcnow()
+    return ip, details
+
+
+def _store(created_at, event_type, user_id, client_id, ip, details) -> None:
     _insert(created_at, event_type, user_id, client_id, ip, details)
     host = current_app.extensions.get("portcullis.plugins")
     if host is not None and host.chain("on_event"):
-        payload = {
-            "type": event_type,
-            "created_at": created_at.isoformat() + "Z",
-            "user_id": user_id,
-            "client_id": client_id,
-            "ip": ip,
-            "details": details,
-        }
+        payload = _payload(created_at.isoformat(), event_type, user_id, client_id, ip, details)
         # observers hear only of what was committed
         database.after_commit(lambda: host.emit(payload))
+
+
+def _payload(created_at: str, event_type, user_id, client_id, ip, details) -> dict:
+    return {
+        "type": event_type,
+        "created_at": created_at + "Z",
+        "user_id": user_id,
+        "client_id": client_id,
+        "ip": ip,
+        "details": details,
+    }
+
+
+def _emit(rows: list[dict], app: Flask) -> None:
+    """``on_event`` for spooled events, once their batch has committed (the flusher's)."""
+    host = app.extensions.get("portcullis.plugins")
+    if host is None or not host.chain("on_event"):
+        return
+    for row in rows:
+        host.emit(
+            _payload(
+                row["created_at"],
+                row["event_type"],
+                row["user_id"],
+                row["client_id"],
+                row["ip"],
+                row["details"],
+            )  # fmt: skip
+        )
 
 
 _FIELDS = (
@@ -182,6 +286,7 @@ def event_types() -> list[str]:
 
 
 def search(filters: AuditFilters, page: int = 1, per_page: int = PER_PAGE) -> Page:
+    flush_spool()  # this worker's spooled events too (others' within a flush interval)
     query = AuditEvent.select().order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
     if filters.user:
         # emails are stored normalised (accounts.users.normalise_email: trimmed, lower case)

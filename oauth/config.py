@@ -138,6 +138,10 @@ def _operations() -> dict:
         "LOG_FORMAT": "text",
         # /metrics answers loopback callers, and others presenting this bearer token.
         "METRICS_TOKEN": None,
+        # Spooled audit events (client credentials) reach the table this often, at the latest;
+        # FSYNC: each one is synced to disk before the token is sent (survives a power loss).
+        "AUDIT_SPOOL_FLUSH_SECONDS": 1,
+        "AUDIT_SPOOL_FSYNC": False,
     }
 
 
@@ -353,6 +357,11 @@ def _validate_operations(config) -> None:
     if config["LOG_FORMAT"] not in LOG_FORMATS:
         raise ConfigError(
             f"PORTCULLIS_LOG_FORMAT: expected text or json, got {config['LOG_FORMAT']!r}"
+        )
+    if not 0 < config["AUDIT_SPOOL_FLUSH_SECONDS"] <= 3600:
+        raise ConfigError(
+            "PORTCULLIS_AUDIT_SPOOL_FLUSH_SECONDS: expected seconds between 0 and 3600, "
+            f"got {config['AUDIT_SPOOL_FLUSH_SECONDS']!r}"
         )
 
 

@@ -115,6 +115,9 @@ def make_app(database_url, tmp_path):
         sender = app.extensions.get("portcullis.mail")
         if sender is not None:  # its background thread must not outlive the test's database
             sender.join(timeout=10)
+        spool = app.extensions.get("portcullis.audit_spool")
+        if spool is not None:  # nor its audit spool's flusher
+            spool.close()
         db = app.extensions["portcullis.database"]
         if hasattr(db, "close_all"):
             db.close_all()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from oauth import audit
 from oauth.storage.models import AuditEvent
 from oauth.tokens import keys
 from tests.m2m_helpers import API, cc_token, setup_m2m
@@ -38,7 +39,14 @@ def test_machine_token_claims(app, client):
     assert claims["aud"] == API and claims["gty"] == "client-credentials"
     with app.app_context():
         assert keys.verify_jwt(body["access_token"], typ="at+jwt")["aud"] == API
-        assert AuditEvent.select().where(AuditEvent.event_type == "token.issued").count() == 1
+        audit.flush_spool()  # the event is spooled, not yet in the table
+        (event,) = AuditEvent.select().where(AuditEvent.event_type == "token.issued")
+        assert event.client_id == client_id and event.ip == "127.0.0.1"
+        assert event.details == {
+            "grant_type": "client_credentials",
+            "audience": API,
+            "jti": claims["jti"],  # one event names one token a client received
+        }
 
 
 def test_resource_is_an_alias_of_audience(app, client):

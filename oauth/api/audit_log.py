@@ -39,6 +39,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
     query=AuditQuery, response=AuditList,
 )  # fmt: skip
 def list_audit_events(query: AuditQuery) -> AuditList:
+    audit.flush_spool()  # this worker's spooled events too (others' within a flush interval)
     rows = AuditEvent.select()
     if query.event_type:
         rows = rows.where(AuditEvent.event_type == query.event_type)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Flask
 
 from oauth.cli.apis import apis_cli
+from oauth.cli.audit import audit_cli
 from oauth.cli.backchannel import backchannel_cli
 from oauth.cli.backup import backup_command
 from oauth.cli.clients import clients_cli
@@ -27,3 +28,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(mail_cli)
     app.cli.add_command(backchannel_cli)
     app.cli.add_command(backup_command)
+    app.cli.add_command(audit_cli)

@@ -187,7 +187,9 @@ class PortcullisHookspecs:
         and ``details``. Events include ``login.succeeded``, ``login.failed``,
         ``consent.granted``, ``consent.denied``, ``token.issued``,
         ``refresh_token.reuse_detected``, ``grant.revoked``... A failing ``on_event`` is
-        logged and counted; it never breaks the request.
+        logged and counted; it never breaks the request. A client-credentials ``token.issued``
+        is spooled first: it is heard within ``AUDIT_SPOOL_FLUSH_SECONDS``, from the flusher's
+        thread (no request context).
         """
 
 

@@ -1,7 +1,9 @@
 """The client_credentials grant: machine-to-machine tokens for registered APIs (Auth0's model,
 with RFC 8707 ``resource`` as an alias of ``audience``). The token comes from the one issuing
-pipeline (``tokens/issue.py``), which runs Auth0's hook and then ``customize_access_token``;
-it only reads until every hook has run, then writes its audit row in a short transaction.
+pipeline (``tokens/issue.py``), which runs Auth0's hook and then ``customize_access_token``.
+Nothing here waits for the database: the audit event (with the token's ``jti``) goes to the
+spool before the answer (``audit.record_soon``), and the client's last use is written at most
+once a minute.
 
 Two doors lead here: Authlib's endpoint (``ClientCredentialsGrant``, every request) and the
 lean lane (``protocol/lean_token.py``, the common well-formed request). Both check the request
@@ -22,7 +24,6 @@ from oauth.protocol.grants import InvalidTargetError, require_grant_type
 from oauth.protocol.responses import describable
 from oauth.registry import apis, client_grants, clients
 from oauth.scopes import parse as parse_scope
-from oauth.storage.db import write_transaction
 from oauth.storage.models import Api, Client
 from oauth.tokens import issue
 
@@ -65,8 +66,8 @@ def _api_identifier(audience: str | None, resources: list[str]) -> str:
 def issue_token(
     client: Client, api: Api, scopes: list[str], auth_method: str, request, *, ip=audit.FROM_REQUEST
 ) -> dict:
-    """Every hook, then the signed token; then the audit event (a client that received the
-    token has its event; ``ip``: the Flask request's by default). Raises TokenDenied /
+    """Every hook, then the signed token; then the audit event, spooled before the answer (a
+    client that received the token has its event; ``ip``: the Flask request's by default). Raises TokenDenied /
     PluginError from the hooks, before any write."""
     context = TokenContext(
         client=client,
@@ -77,16 +78,16 @@ def issue_token(
         audience=api.identifier,
         request=request,
     )
-    token = issue.machine_token(context, ttl=api.token_ttl)  # every hook, before any lock
-    with write_transaction():
-        audit.record(
-            "token.issued",
-            client_id=client.client_id,
-            ip=ip,
-            grant_type=GRANT_TYPE,
-            audience=api.identifier,
-        )
-        clients.touch_last_used(client)
+    token, claims = issue.machine_token(context, ttl=api.token_ttl)  # every hook, no lock
+    audit.record_soon(
+        "token.issued",
+        client_id=client.client_id,
+        ip=ip,
+        grant_type=GRANT_TYPE,
+        audience=api.identifier,
+        jti=claims["jti"],
+    )
+    clients.touch_last_used(client)
     return token
 
 

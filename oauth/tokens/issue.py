@@ -87,11 +87,12 @@ def _bearer(claims: dict, now: int, scopes: list[str]) -> dict:
     }
 
 
-def machine_token(context: TokenContext, *, ttl: int) -> dict:
-    """The token response of a client acting for itself (client credentials)."""
+def machine_token(context: TokenContext, *, ttl: int) -> tuple[dict, dict]:
+    """The token response of a client acting for itself (client credentials), and the claims
+    it signed (their ``jti`` names the token in the audit log)."""
     now = int(time.time())
     claims = access_claims(context, now, ttl=ttl)
-    return _bearer(claims, now, context.scopes)
+    return _bearer(claims, now, context.scopes), claims
 
 
 def user_tokens(context: TokenContext, *, nonce: str | None = None) -> dict:
