@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from oauth.storage.compiled import compiled, first
+from oauth.storage.compiled import compiled, execute, first
 from oauth.storage.models import Client, OAuthSession, RevokedAccessToken, User, utcnow
 from oauth.tokens.jose import InvalidTokenError
 from oauth.tokens.verify import verify_access_token
@@ -46,6 +46,21 @@ def test_values_go_where_the_query_put_them(app_context, auth):
     assert [s.scope for s in found] == ["openid"]
     # Swapped values find nothing: the order of the values is the builder's, not the SQL's.
     assert list(compiled(OAuthSession, "test.sessions", _sessions_of, "c1", user.id)) == []
+
+
+def _used_at(moment, session_id):
+    return OAuthSession.update(last_used_at=moment).where(OAuthSession.id == session_id)
+
+
+def test_execute_writes_with_bound_values_and_counts_rows(app_context, auth):
+    user = auth.create_user("cy@example.com")
+    client = Client.create(client_id="c2", name="C2", redirect_uris=[], grant_types=[])
+    session = OAuthSession.create(user=user, client=client, scope="", audience="a", auth_time=1)
+    moment = dt.datetime(2030, 1, 2, 3, 4, 5, 678901)
+    at = OAuthSession.last_used_at.db_value(moment)
+    assert execute("test.used-at", _used_at, at, session.id) == 1
+    assert OAuthSession.get_by_id(session.id).last_used_at == moment  # read back as peewee wrote it
+    assert execute("test.used-at", _used_at, at, "no-such-session") == 0
 
 
 def test_a_builder_that_drops_a_value_is_refused(app_context):

@@ -35,7 +35,7 @@ from oauth.protocol import resources
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
-from oauth.storage.compiled import compiled, first
+from oauth.storage.compiled import compiled, execute, first
 from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import AuthorizationRequest, Client, OAuthSession, User, new_uuid, utcnow
 from oauth.tokens import issue, refresh
@@ -106,6 +106,11 @@ def _code_by_hash(code_hash: str):
 
 def _locked_request(row_id: str):
     return for_update(AuthorizationRequest.select().where(AuthorizationRequest.id == row_id))
+
+
+def _consumed(session_id: str, row_id: str):
+    changes = {AuthorizationRequest.status: "consumed", AuthorizationRequest.session_id: session_id}
+    return AuthorizationRequest.update(changes).where(AuthorizationRequest.id == row_id)
 
 
 def _locked_code(row_id: str) -> AuthorizationRequest | None:
@@ -209,9 +214,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             raise InvalidGrantError("The authorization code has expired.")
         user = _active_user(row.user_id, self.INACTIVE_USER)
         context.session.save(force_insert=True)
-        row.status = "consumed"
-        row.session_id = context.session.id
-        row.save(only=[AuthorizationRequest.status, AuthorizationRequest.session_id])
+        execute("grants.code.consumed", _consumed, context.session.id, row.id)
         issue.add_refresh_token(token, context)
         _issued(user, context.client, "authorization_code")
 

@@ -1,4 +1,4 @@
-"""Queries of the hot read paths, compiled to SQL once per kind of database.
+"""Queries of the hot paths, compiled to SQL once per kind of database.
 
 peewee builds a query's SQL anew from its expression tree every time it runs: about 0.1 to
 0.3 ms of Python per query, most of what a bearer-token check spent. ``compiled`` builds the
@@ -6,6 +6,7 @@ query once per database class (SQLite and PostgreSQL differ in quoting and place
 markers in place of the values, keeps the SQL text and where each value goes, and afterwards
 runs ``Model.raw`` on it: the rows still become model objects through the fields' own
 conversions (JSON, datetimes, booleans), and every value is still a bound parameter.
+``execute`` does the same for an UPDATE, INSERT or DELETE.
 """
 
 from __future__ import annotations
@@ -49,24 +50,40 @@ def _compile(build: Callable[..., peewee.Query], arity: int) -> _Compiled:
     return _Compiled(sql, slots)
 
 
+def _entry(name: str, build: Callable[..., peewee.Query], arity: int) -> _Compiled:
+    key = (type(database.obj), name)
+    entry = _cache.get(key)
+    if entry is None:
+        with _lock:
+            entry = _cache.get(key) or _compile(build, arity)
+            _cache[key] = entry
+    return entry
+
+
+def _params(entry: _Compiled, values: tuple) -> list:
+    return [values[slot] if isinstance(slot, int) else slot[0] for slot in entry.slots]
+
+
 def compiled(
     model: type[peewee.Model], name: str, build: Callable[..., peewee.Query], *values: Any
 ) -> peewee.ModelRaw:
     """``build(*values)`` as a raw query of ``model``, its SQL compiled once per database class.
 
     ``name`` identifies the query (one name, one ``build``); ``build`` takes the values as
-    arguments and must use them only as values compared with text columns, never to decide
-    the query's shape: it is called once, with markers (strings) instead of the real values,
-    and the values are later bound as given, without the field's conversion.
+    arguments and must use them only as values compared with (or written to) columns, never
+    to decide the query's shape: it is called once, with markers (strings) instead of the
+    real values, and the values are later bound as given, without the field's conversion
+    (pass ``Model.field.db_value(value)`` where that is not the value itself).
     """
-    key = (type(database.obj), name)
-    entry = _cache.get(key)
-    if entry is None:
-        with _lock:
-            entry = _cache.get(key) or _compile(build, len(values))
-            _cache[key] = entry
-    params = [values[slot] if isinstance(slot, int) else slot[0] for slot in entry.slots]
-    return model.raw(entry.sql, *params)
+    entry = _entry(name, build, len(values))
+    return model.raw(entry.sql, *_params(entry, values))
+
+
+def execute(name: str, build: Callable[..., peewee.Query], *values: Any) -> int:
+    """Run the UPDATE, INSERT or DELETE ``build(*values)``, compiled once per database class
+    (as ``compiled``); returns the number of rows it changed."""
+    entry = _entry(name, build, len(values))
+    return database.execute_sql(entry.sql, _params(entry, values)).rowcount
 
 
 def first(query: peewee.ModelRaw) -> peewee.Model | None:

@@ -20,7 +20,7 @@ from flask import current_app
 
 from oauth import audit, metrics
 from oauth.security import random_token, sha256_hex
-from oauth.storage.compiled import compiled, first
+from oauth.storage.compiled import compiled, execute, first
 from oauth.storage.db import database, for_update
 from oauth.storage.models import Client, OAuthSession, RefreshToken, utcnow
 
@@ -123,15 +123,31 @@ def spend(plain: str, client: Client) -> str:
     else:
         next_plain = _replay(row, plain, session)
     session.last_used_at = utcnow()
-    session.save(only=[OAuthSession.last_used_at])
+    execute("refresh.session.used", _session_used, _at(session.last_used_at), session.id)
     return next_plain
+
+
+def _at(moment: dt.datetime):
+    return RefreshToken.rotated_at.db_value(moment)  # what peewee binds for a datetime
+
+
+def _session_used(last_used_at, session_id):
+    return OAuthSession.update(last_used_at=last_used_at).where(OAuthSession.id == session_id)
+
+
+def _token_rotated(rotated_at, successor, token_id):
+    changes = {RefreshToken.rotated_at: rotated_at, RefreshToken.successor_ciphertext: successor}
+    return RefreshToken.update(changes).where(RefreshToken.id == token_id)
 
 
 def _rotate(row: RefreshToken, plain: str, session: OAuthSession) -> str:
     child_plain, _child = new_refresh_token(session, parent=row)
     row.rotated_at = utcnow()
     row.successor_ciphertext = seal_successor(plain, child_plain)
-    row.save(only=[RefreshToken.rotated_at, RefreshToken.successor_ciphertext])
+    execute(
+        "refresh.token.rotated", _token_rotated,
+        _at(row.rotated_at), row.successor_ciphertext, row.id,
+    )  # fmt: skip
     return child_plain
 
 
