@@ -44,6 +44,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench_* modules next to this file
+import bench_endpoints as endpoints  # needs the path above
 import bench_reference as reference  # needs the path above
 from bench_servers import (  # needs the path above
     PYTHON_SERVERS,
@@ -1010,6 +1011,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-record", action="store_true", help="do not write benchmarks/RESULTS.md"
     )
     parser.add_argument("--verbose", action="store_true", help="print wrk's full output")
+    parser.add_argument(
+        "--suite",
+        choices=["token", "endpoints"],
+        default="token",
+        help="token: the token endpoint and /livez (default); endpoints: every route issue 13 "
+        "has a target for (JWKS, discovery, userinfo, introspection, refresh, code) and the ratios",
+    )
     args = parser.parse_args(argv)
     if args.threads is None:
         args.threads = 1 if args.reference else 2
@@ -1026,6 +1034,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--server-threads must be >= 1")
     if len(args.server) > 1 and not args.reference:
         parser.error("several --server need --reference node (each is measured against it)")
+    if args.suite == "endpoints" and (args.reference or args.profile or args.profile_only):
+        parser.error("--suite endpoints takes neither --reference nor --profile")
     if args.profile_only:
         args.profile, args.no_record = True, True
     return args
@@ -1191,6 +1201,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"setting up {db.kind} instance in {workdir}")
         bench.client_id, bench.secret = set_up_instance()
         bench.auth = basic_auth(bench.client_id, bench.secret)
+        if args.suite == "endpoints":
+            return measure_endpoints(bench, info)
         comparison = None
         if node:
             token, baseline, comparison = measure_against_node(bench, node)
@@ -1207,6 +1219,33 @@ def main(argv: list[str] | None = None) -> int:
         if db is not None:
             db.drop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure_endpoints(bench: Bench, info: dict[str, str]) -> int:
+    """``--suite endpoints`` (``bench_endpoints.py``): print (and record) its table."""
+    args = bench.args
+    script = bench.token_script("token.lua", TOKEN_FORM)
+    lines, errors = endpoints.run_suite(bench, load, args.server[0], WORKERS, script)
+    bench.stop()
+    print("\n" + "\n".join(lines))
+    if not args.no_record:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        server = PythonServer(args.server[0], WORKERS, args.server_threads).describe()
+        head = [
+            f"## {now} -- {bench.db.kind}, endpoints suite"
+            + (f" -- {args.note}" if args.note else ""),
+            "",
+            f"- machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}; "
+            f"CPU busy before the run: {info['busy']}",
+            f"- server: {server}, {WORKERS} workers; wrk {info['wrk']} `-t{args.threads} "
+            f"-c{args.connections} -d{args.seconds}s` after a {args.warmup} s warm-up per route",
+            f"- commit: {git_commit()}",
+            "",
+        ]
+        record("\n".join(head + lines) + "\n")
+    if errors:
+        print(f"bench: error: {errors} failed requests: the numbers are not valid", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def report(args, db, info, bench: Bench, token, baseline, comparison) -> int:

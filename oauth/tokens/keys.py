@@ -196,7 +196,14 @@ def verification_keys() -> dict[str, jwt.KeyMaterial]:
 
 def public_jwks() -> dict:
     """The JWK Set: current key first, then standby, then previous keys; no private members."""
-    return {"keys": [dict(key) for key in _snapshot().jwks]}
+    return {"keys": [dict(key) for key in published_jwks()]}
+
+
+def published_jwks() -> tuple[dict, ...]:
+    """The public JWKs of ``public_jwks`` as this worker's key snapshot holds them: the same
+    tuple until the key cache reloads (a rotation here, or KEYS_REFRESH_SECONDS), so callers
+    may cache what they derive from it. Read only: never modify it."""
+    return _snapshot().jwks
 
 
 def sign_jwt(claims: dict, *, typ: str = "JWT", alg: str | None = None) -> str:

@@ -20,6 +20,7 @@ from flask import current_app
 
 from oauth import audit, metrics
 from oauth.security import random_token, sha256_hex
+from oauth.storage.compiled import compiled, execute, first
 from oauth.storage.db import database, for_update
 from oauth.storage.models import Client, OAuthSession, RefreshToken, utcnow
 
@@ -56,12 +57,41 @@ def find(plain: str, client: Client) -> tuple[RefreshToken, OAuthSession]:
     return _find(plain, client, locked=False)
 
 
+def _token_by_hash(token_hash: str):
+    return RefreshToken.select().where(RefreshToken.token_hash == token_hash)
+
+
+def _session_by_id(session_id: str):
+    return OAuthSession.select().where(OAuthSession.id == session_id)
+
+
+def _locked_token_by_hash(token_hash: str):
+    return for_update(_token_by_hash(token_hash))
+
+
+def _locked_session_by_id(session_id: str):
+    return for_update(_session_by_id(session_id))
+
+
+def token_by_hash(token_hash: str) -> RefreshToken | None:
+    """The refresh token row of ``token_hash`` (a plain read), or None."""
+    return first(compiled(RefreshToken, "refresh.token", _token_by_hash, token_hash))
+
+
 def _find(plain: str, client: Client, *, locked: bool) -> tuple[RefreshToken, OAuthSession]:
-    lock = for_update if locked else (lambda query: query)
-    row = lock(RefreshToken.select().where(RefreshToken.token_hash == sha256_hex(plain))).first()
+    # Compiled once (storage/compiled.py): these run twice on every refresh.
+    token_hash = sha256_hex(plain)
+    if locked:
+        query = compiled(RefreshToken, "refresh.token.locked", _locked_token_by_hash, token_hash)
+        row = first(query)
+    else:
+        row = token_by_hash(token_hash)
     if row is None:
         raise InvalidGrantError("The refresh token is invalid.")
-    session = lock(OAuthSession.select().where(OAuthSession.id == row.session_id)).first()
+    name, build = ("refresh.session", _session_by_id)
+    if locked:
+        name, build = ("refresh.session.locked", _locked_session_by_id)
+    session = first(compiled(OAuthSession, name, build, row.session_id))
     if session is None or session.client_id != client.client_id:
         raise InvalidGrantError("The refresh token is invalid.")
     if session.revoked_at is not None:
@@ -88,17 +118,36 @@ def spend(plain: str, client: Client) -> str:
     the revocation before answering).
     """
     row, session = _find(plain, client, locked=True)
-    next_plain = _rotate(row, plain) if row.rotated_at is None else _replay(row, plain, session)
+    if row.rotated_at is None:
+        next_plain = _rotate(row, plain, session)
+    else:
+        next_plain = _replay(row, plain, session)
     session.last_used_at = utcnow()
-    session.save()
+    execute("refresh.session.used", _session_used, _at(session.last_used_at), session.id)
     return next_plain
 
 
-def _rotate(row: RefreshToken, plain: str) -> str:
-    child_plain, _child = new_refresh_token(row.session, parent=row)
+def _at(moment: dt.datetime):
+    return RefreshToken.rotated_at.db_value(moment)  # what peewee binds for a datetime
+
+
+def _session_used(last_used_at, session_id):
+    return OAuthSession.update(last_used_at=last_used_at).where(OAuthSession.id == session_id)
+
+
+def _token_rotated(rotated_at, successor, token_id):
+    changes = {RefreshToken.rotated_at: rotated_at, RefreshToken.successor_ciphertext: successor}
+    return RefreshToken.update(changes).where(RefreshToken.id == token_id)
+
+
+def _rotate(row: RefreshToken, plain: str, session: OAuthSession) -> str:
+    child_plain, _child = new_refresh_token(session, parent=row)
     row.rotated_at = utcnow()
     row.successor_ciphertext = seal_successor(plain, child_plain)
-    row.save()
+    execute(
+        "refresh.token.rotated", _token_rotated,
+        _at(row.rotated_at), row.successor_ciphertext, row.id,
+    )  # fmt: skip
     return child_plain
 
 
@@ -124,7 +173,7 @@ def live_successor(row: RefreshToken, plain: str) -> str | None:
         if not current_row.successor_ciphertext:
             return None
         current_plain = open_successor(current_plain, current_row.successor_ciphertext)
-        current_row = RefreshToken.get_or_none(RefreshToken.token_hash == sha256_hex(current_plain))
+        current_row = token_by_hash(sha256_hex(current_plain))
         if current_row is None:
             return None
     return None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import peewee
 from flask import current_app
 
 from oauth import logs
 from oauth.security import lookup_key
+from oauth.storage.compiled import compiled, first
 from oauth.storage.models import OAuthSession, RevokedAccessToken, User
 from oauth.tokens import keys
 from oauth.tokens.jose import InvalidTokenError
@@ -37,20 +39,36 @@ def verify_access_token(token: str) -> VerifiedToken:
     if claims.get("iss") != current_app.config["ISSUER"]:
         raise InvalidTokenError("token from another issuer")
     jti = lookup_key(claims.get("jti"))
-    if (
-        jti is not None
-        and RevokedAccessToken.select().where(RevokedAccessToken.jti == jti).exists()
-    ):
-        raise InvalidTokenError("token revoked")
     session_id = claims.get("session_id")
     logs.note(client_id=claims.get("client_id"))  # for the request's log line
     if not session_id:
+        if jti is not None and first(compiled(RevokedAccessToken, "verify.revoked", _revoked, jti)):
+            raise InvalidTokenError("token revoked")
         return VerifiedToken(claims, None, None)
-    session = OAuthSession.get_or_none(OAuthSession.id == session_id)
-    if session is None or session.revoked_at is not None:
+    # One query for the session and the jti's denylisting, one for the user: compiled once
+    # (storage/compiled.py), as these run on every UserInfo and introspection request.
+    session = first(compiled(OAuthSession, "verify.session", _session, str(session_id), jti))
+    if session is None or session.jti_revoked or session.revoked_at is not None:
         raise InvalidTokenError("token revoked")
-    user = User.get_or_none(User.id == claims.get("sub"))
+    user = first(compiled(User, "verify.user", _user, str(claims.get("sub"))))
     if user is None or user.disabled or user.id != session.user_id:
         raise InvalidTokenError("user not active")
     logs.note(user_id=user.id)
     return VerifiedToken(claims, user, session)
+
+
+def _revoked(jti):
+    return RevokedAccessToken.select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == jti)
+
+
+def _session(session_id, jti):
+    denylisted = RevokedAccessToken.select(RevokedAccessToken.jti).where(
+        RevokedAccessToken.jti == jti
+    )
+    return OAuthSession.select(
+        OAuthSession, peewee.fn.EXISTS(denylisted).alias("jti_revoked")
+    ).where(OAuthSession.id == session_id)
+
+
+def _user(user_id):
+    return User.select().where(User.id == user_id)

@@ -135,8 +135,9 @@ def revoke():
 @bp.route("/introspect", methods=["POST"])
 @limit_failed_client_auth
 def introspect():
-    with write_transaction():
-        return authorization_server().create_endpoint_response(IntrospectionEndpoint.ENDPOINT_NAME)
+    # Reads only: no write transaction (on SQLite a BEGIN IMMEDIATE would queue every
+    # introspection behind the token endpoint's writes).
+    return authorization_server().create_endpoint_response(IntrospectionEndpoint.ENDPOINT_NAME)
 
 
 # --- RFC 7591 / RFC 7592 ---------------------------------------------------------------------

@@ -1,8 +1,18 @@
-"""Discovery (RFC 8414 / OpenID Connect Discovery) and the JWKS."""
+"""Discovery (RFC 8414 / OpenID Connect Discovery) and the JWKS.
+
+Both are served from bytes serialised once per version of the document (per key generation
+for the JWKS, per configuration for discovery) with a strong ``ETag`` (a hash of the bytes)
+and ``Cache-Control: public``; ``If-None-Match`` with that ETag is answered 304, no body.
+A key rotated in this worker changes the JWKS (and its ETag) at once; other workers follow
+within ``KEYS_REFRESH_SECONDS``, when their key cache reloads.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+import hashlib
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, current_app, request
 
 from oauth.scopes import supported_scopes
 from oauth.tokens import keys
@@ -73,19 +83,51 @@ def metadata() -> dict:
     return document
 
 
-def _cached(payload: dict):
-    response = jsonify(payload)
-    response.headers["Cache-Control"] = CACHE
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+EXTENSION = "portcullis.wellknown"
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document as served: the bytes, their ETag, and what they were made from."""
+
+    source: object  # compared with the current source: the bytes are reused while equal
+    body: bytes
+    etag: str  # strong, unquoted
+
+
+def document(name: str, source: object, payload) -> Document:
+    """The served form of ``payload(source)``, serialised again only when ``source`` changed."""
+    cache = current_app.extensions.setdefault(EXTENSION, {})
+    known = cache.get(name)
+    if known is not None and (known.source is source or known.source == source):
+        return known
+    body = (current_app.json.dumps(payload(source), separators=(",", ":")) + "\n").encode()
+    made = Document(source, body, hashlib.sha256(body).hexdigest()[:40])
+    cache[name] = made  # one assignment: other threads see the old or the new document
+    return made
+
+
+def _serve(doc: Document) -> Response:
+    headers = {
+        "Cache-Control": CACHE,
+        "Access-Control-Allow-Origin": "*",
+        "ETag": f'"{doc.etag}"',
+    }
+    if request.if_none_match and request.if_none_match.contains_weak(doc.etag):
+        return Response(status=304, headers=headers)  # RFC 9110 §13.1.2: weak comparison
+    return Response(doc.body, mimetype="application/json", headers=headers)
 
 
 @bp.route("/.well-known/openid-configuration")
 @bp.route("/.well-known/oauth-authorization-server")
 def discovery():
-    return _cached(metadata())
+    return _serve(document("discovery", metadata(), dict))
+
+
+def _jwk_set(published: tuple[dict, ...]) -> dict:
+    return {"keys": list(published)}
 
 
 @bp.route("/.well-known/jwks.json")
 def jwks():
-    return _cached(keys.public_jwks())
+    return _serve(document("jwks", keys.published_jwks(), _jwk_set))
