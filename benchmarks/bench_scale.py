@@ -276,10 +276,14 @@ def _check_redis(url: str) -> None:
 
 
 def _pair(setup: Setup, targets: list[str], script: Path) -> Result:
-    """Two wrk processes at once, one per URL, half the connections each; summed."""
+    """Two wrk processes at once, one per URL, half the connections each (after a warm-up
+    like that); summed."""
     args = setup.bench.args
     half = SimpleNamespace(threads=1, connections=max(1, args.connections // 2))
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        if args.warmup > 0:
+            list(pool.map(lambda url: run_wrk(setup.bench.wrk, half, url, args.warmup, script),
+                          targets))  # fmt: skip
         outputs = list(
             pool.map(lambda url: run_wrk(setup.bench.wrk, half, url, args.seconds, script), targets)
         )
