@@ -24,7 +24,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
-import bench_seed
 import requests
 from bench_reference import verify_es256
 from bench_wrk import BenchError, Result, log, lua_string, parse_wrk, run_wrk, warn
@@ -112,6 +111,10 @@ def rate(results: list[Result]) -> float:
 
 
 def _seeded(setup: Setup):
+    # Imported here: bench_seed imports the project (oauth), which must come from the checkout
+    # run.py puts first on sys.path once it sets up, never from an installed copy.
+    import bench_seed
+
     if setup.seeded is None:
         args = setup.bench.args
         made = {}
