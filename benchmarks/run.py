@@ -46,6 +46,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench_* modules next to this file
 import bench_endpoints as endpoints  # needs the path above
 import bench_reference as reference  # needs the path above
+import bench_scale as scale  # needs the path above
 from bench_servers import (  # needs the path above
     PYTHON_SERVERS,
     Process,
@@ -198,7 +199,7 @@ class Database:
         self.name = None
 
 
-def make_database(args, workdir: Path) -> Database:
+def make_database(args, workdir: Path, suffix: str = "") -> Database:
     if not args.database_url:
         path = workdir / "instance" / "portcullis.db"
         return Database("sqlite", f"sqlite:///{path}")  # path is absolute: sqlite:////tmp/...
@@ -209,7 +210,7 @@ def make_database(args, workdir: Path) -> Database:
         )
     import psycopg
 
-    name = f"portcullis_bench_{os.getpid()}"
+    name = f"portcullis_bench_{os.getpid()}{suffix}"
     admin_url = args.pg_admin_url
     try:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
@@ -261,8 +262,10 @@ def close_app_database(app) -> None:
         getattr(db, "close_all", db.close)()
 
 
-def set_up_instance() -> tuple[str, str]:
-    """Migrate, create the confidential client, the API and the grant; returns (client_id, secret)."""
+def set_up_instance(prepare=None) -> tuple[str, str]:
+    """Migrate, create the confidential client, the API and the grant; returns (client_id, secret).
+
+    ``prepare()``, if given, runs next in the same app context (``--scale`` seeds there)."""
     from app import create_app
     from oauth.registry.apis import create_api
     from oauth.registry.client_grants import grant
@@ -274,6 +277,8 @@ def set_up_instance() -> tuple[str, str]:
             client, secret = create_client("bench client", [], grant_types=["client_credentials"])
             api = create_api(API_IDENTIFIER, "Bench API", API_SCOPES)
             grant(client, api)
+            if prepare is not None:
+                prepare()
             return client.client_id, secret
     finally:
         close_app_database(app)
@@ -1018,7 +1023,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="token: the token endpoint and /livez (default); endpoints: every route issue 13 "
         "has a target for (JWKS, discovery, userinfo, introspection, refresh, code) and the ratios",
     )
+    scale.add_arguments(parser)
     args = parser.parse_args(argv)
+    scale.parse_parts(parser, args)
     if args.threads is None:
         args.threads = 1 if args.reference else 2
     args.server = list(dict.fromkeys(args.server or ["granian"]))
@@ -1091,10 +1098,13 @@ class Bench:
     client_id: str = ""
     secret: str = ""
     servers: list[Process] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)  # more PORTCULLIS_* (--scale)
+    siblings: list[Bench] = field(default_factory=list)
 
     def start_python(self, kind: str, workers: int) -> Process:
         port = free_port()
         env = environment(self.args, self.workdir, self.db, f"http://127.0.0.1:{port}")
+        env.update(self.extra_env)
         server = PythonServer(kind, workers, self.args.server_threads)
         process = start_python(server, port, env, self.workdir)
         self.servers.append(process)
@@ -1107,9 +1117,25 @@ class Bench:
         )
         return script
 
+    def sibling(self, name: str, prepare=None) -> Bench:
+        """A second instance (folder, database, the same client set-up; ``prepare()`` then
+        runs in its app context), stopped and dropped with this one (``--scale``)."""
+        workdir = self.workdir / name
+        (workdir / "instance").mkdir(parents=True)
+        other = Bench(self.args, self.wrk, workdir, make_database(self.args, workdir, f"_{name}"))
+        self.siblings.append(other)
+        use_environment(environment(self.args, workdir, other.db, "http://127.0.0.1"))
+        other.client_id, other.secret = set_up_instance(prepare)
+        other.auth = basic_auth(other.client_id, other.secret)
+        return other
+
     def stop(self) -> None:
         while self.servers:
             self.servers.pop().stop()
+        while self.siblings:
+            other = self.siblings.pop()
+            other.stop()
+            other.db.drop()
 
 
 def measure_alone(bench: Bench) -> tuple[Result, Result]:
@@ -1203,6 +1229,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.auth = basic_auth(bench.client_id, bench.secret)
         if args.suite == "endpoints":
             return measure_endpoints(bench, info)
+        if args.scale:
+            return run_scale(bench, info)
         comparison = None
         if node:
             token, baseline, comparison = measure_against_node(bench, node)
@@ -1245,6 +1273,27 @@ def measure_endpoints(bench: Bench, info: dict[str, str]) -> int:
         record("\n".join(head + lines) + "\n")
     if errors:
         print(f"bench: error: {errors} failed requests: the numbers are not valid", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def run_scale(bench: Bench, info: dict[str, str]) -> int:
+    """``--scale PARTS`` (bench_scale.py): printed, and recorded unless --no-record."""
+    args = bench.args
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    heading = f"## {now} -- {bench.db.kind}, scale: {', '.join(args.scale)}"
+    heading += f" -- {args.note}" if args.note else ""
+    heading += (
+        f"\n\n- machine: {info['nproc']} CPUs, {info['cpu']}; server `{args.server[0]}`; wrk "
+        f"`-t{args.threads} -c{args.connections} -d{args.seconds}s`, {args.rounds} rounds; "
+        f"CPU busy before: {info['busy']}; commit: {git_commit()}"
+    )
+    setup = scale.Setup(
+        bench, load, check_endpoints, TOKEN_PATH, TOKEN_FORM, API_IDENTIFIER, WORKERS
+    )
+    text, errors = scale.run(setup, heading)
+    bench.stop()
+    if not args.no_record:
+        record(text)
     return 1 if errors else 0
 
 

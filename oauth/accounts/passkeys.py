@@ -11,39 +11,72 @@ verifies its user (PIN, biometrics): it is then a whole multi-factor sign-in by 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
+import types
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import peewee
 from flask import current_app, session
-from webauthn import (
-    base64url_to_bytes,
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import bytes_to_base64url, parse_authentication_credential_json
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from oauth import audit, metrics
 from oauth.security import sha256_hex
 from oauth.storage.db import write_transaction
 from oauth.storage.models import BaseModel, JSONField, User, utcnow
 
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
 CHALLENGE_TTL = 300  # seconds a ceremony may take
 SESSION_KEY = "webauthn"
 MAX_NAME_LENGTH = 100
 MAX_RESPONSE_LENGTH = 64 * 1024  # characters of the browser's JSON answer
-TRANSPORTS = {t.value for t in AuthenticatorTransport}
+
+
+@functools.cache
+def _webauthn() -> types.SimpleNamespace:
+    """py_webauthn, imported by the first ceremony instead of by every worker at start-up:
+    with the pyOpenSSL and x509 code it loads, it is about 14 MB of each worker's memory that
+    a worker serving only tokens never uses (issue 13)."""
+    import webauthn
+    from webauthn.helpers import bytes_to_base64url, parse_authentication_credential_json
+    from webauthn.helpers.exceptions import WebAuthnException
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        AuthenticatorTransport,
+        PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
+    return types.SimpleNamespace(
+        base64url_to_bytes=webauthn.base64url_to_bytes,
+        generate_authentication_options=webauthn.generate_authentication_options,
+        generate_registration_options=webauthn.generate_registration_options,
+        options_to_json=webauthn.options_to_json,
+        verify_authentication_response=webauthn.verify_authentication_response,
+        verify_registration_response=webauthn.verify_registration_response,
+        bytes_to_base64url=bytes_to_base64url,
+        parse_authentication_credential_json=parse_authentication_credential_json,
+        WebAuthnException=WebAuthnException,
+        AuthenticatorSelectionCriteria=AuthenticatorSelectionCriteria,
+        AuthenticatorTransport=AuthenticatorTransport,
+        PublicKeyCredentialDescriptor=PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement=ResidentKeyRequirement,
+        UserVerificationRequirement=UserVerificationRequirement,
+        transports=frozenset(t.value for t in AuthenticatorTransport),
+    )
+
+
+class _Lazy:
+    """``lib.name``: ``_webauthn().name``, so the library loads on first use."""
+
+    def __getattr__(self, name: str):
+        return getattr(_webauthn(), name)
+
+
+lib = _Lazy()
 
 
 class WebAuthnCredential(BaseModel):
@@ -91,7 +124,7 @@ def relying_party() -> tuple[str, str]:
 def _remember(purpose: str, challenge: bytes, user_id: str | None, **extra) -> None:
     session[SESSION_KEY] = {
         "purpose": purpose,
-        "challenge": bytes_to_base64url(challenge),
+        "challenge": lib.bytes_to_base64url(challenge),
         "user": user_id,
         "expires": int(time.time()) + CHALLENGE_TTL,
         **extra,
@@ -145,9 +178,11 @@ def users_with_passkeys(user_ids: list[str]) -> set[str]:
 
 def _descriptors(rows: list[WebAuthnCredential]) -> list[PublicKeyCredentialDescriptor]:
     return [
-        PublicKeyCredentialDescriptor(
-            id=base64url_to_bytes(row.credential_id),
-            transports=[AuthenticatorTransport(t) for t in row.transports if t in TRANSPORTS],
+        lib.PublicKeyCredentialDescriptor(
+            id=lib.base64url_to_bytes(row.credential_id),
+            transports=[
+                lib.AuthenticatorTransport(t) for t in row.transports if t in lib.transports
+            ],
         )
         for row in rows
     ]
@@ -165,26 +200,26 @@ def clean_name(name: str | None) -> str:
 def registration_options(user: User, *, name: str, browser_session: str | None) -> str:
     """Start registering a passkey named ``name`` (the caller proved the password): JSON."""
     rp_id, _ = relying_party()
-    options = generate_registration_options(
+    options = lib.generate_registration_options(
         rp_id=rp_id,
         rp_name="Portcullis",
         user_name=user.email,
         user_id=user.id.encode(),
         user_display_name=user.name or user.email,
         timeout=CHALLENGE_TTL * 1000,
-        authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.REQUIRED,
-            user_verification=UserVerificationRequirement.REQUIRED,
+        authenticator_selection=lib.AuthenticatorSelectionCriteria(
+            resident_key=lib.ResidentKeyRequirement.REQUIRED,
+            user_verification=lib.UserVerificationRequirement.REQUIRED,
         ),
         exclude_credentials=_descriptors(list_for(user)),
     )
     _remember("register", options.challenge, user.id, name=clean_name(name), bs=browser_session)
-    return options_to_json(options)
+    return lib.options_to_json(options)
 
 
 def _transports(response: dict) -> list[str]:
     found = (response.get("response") or {}).get("transports") or []
-    return [t for t in found if isinstance(t, str) and t in TRANSPORTS][:8]
+    return [t for t in found if isinstance(t, str) and t in lib.transports][:8]
 
 
 def finish_registration(
@@ -197,22 +232,22 @@ def finish_registration(
         raise PasskeyError("The passkey request expired. Please try again.")
     rp_id, origin = relying_party()
     try:
-        verified = verify_registration_response(
+        verified = lib.verify_registration_response(
             credential=response_json,
-            expected_challenge=base64url_to_bytes(state["challenge"]),
+            expected_challenge=lib.base64url_to_bytes(state["challenge"]),
             expected_rp_id=rp_id,
             expected_origin=origin,
             require_user_verification=True,
         )
         transports = _transports(current_app.json.loads(response_json))
-    except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError):
+    except (lib.WebAuthnException, ValueError, TypeError, KeyError, AttributeError):
         raise PasskeyError("The passkey could not be verified.") from None
     try:
         with write_transaction():
             row = WebAuthnCredential.create(
                 user=user.id,
-                credential_id=bytes_to_base64url(verified.credential_id),
-                public_key=bytes_to_base64url(verified.credential_public_key),
+                credential_id=lib.bytes_to_base64url(verified.credential_id),
+                public_key=lib.bytes_to_base64url(verified.credential_public_key),
                 sign_count=verified.sign_count,
                 transports=transports,
                 name=state["name"],
@@ -252,25 +287,25 @@ def authentication_options(purpose: str, user: User | None = None) -> str:
     """Start an assertion: ``login`` (no user yet: any discoverable passkey, user verification
     required) or ``mfa`` (the second step of ``user``'s sign-in: their passkeys)."""
     rp_id, _ = relying_party()
-    options = generate_authentication_options(
+    options = lib.generate_authentication_options(
         rp_id=rp_id,
         timeout=CHALLENGE_TTL * 1000,
         allow_credentials=_descriptors(list_for(user)) if user is not None else [],
         user_verification=(
-            UserVerificationRequirement.REQUIRED
+            lib.UserVerificationRequirement.REQUIRED
             if user is None
-            else UserVerificationRequirement.PREFERRED
+            else lib.UserVerificationRequirement.PREFERRED
         ),
     )
     _remember(purpose, options.challenge, user.id if user is not None else None)
-    return options_to_json(options)
+    return lib.options_to_json(options)
 
 
 def _find_credential(parsed, user: User | None) -> WebAuthnCredential:
     row = (
         WebAuthnCredential.select(WebAuthnCredential, User)
         .join(User)
-        .where(WebAuthnCredential.credential_id == bytes_to_base64url(parsed.raw_id))
+        .where(WebAuthnCredential.credential_id == lib.bytes_to_base64url(parsed.raw_id))
         .first()
     )
     if row is None or (user is not None and row.user_id != user.id):
@@ -288,21 +323,21 @@ def _find_credential(parsed, user: User | None) -> WebAuthnCredential:
 def _check_assertion(state: dict, response_json: str, user: User | None) -> WebAuthnCredential:
     rp_id, origin = relying_party()
     try:
-        parsed = parse_authentication_credential_json(response_json)
-    except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError):
+        parsed = lib.parse_authentication_credential_json(response_json)
+    except (lib.WebAuthnException, ValueError, TypeError, KeyError, AttributeError):
         raise PasskeyError("The passkey could not be verified.") from None
     row = _find_credential(parsed, user)
     try:
-        verified = verify_authentication_response(
+        verified = lib.verify_authentication_response(
             credential=parsed,
-            expected_challenge=base64url_to_bytes(state["challenge"]),
+            expected_challenge=lib.base64url_to_bytes(state["challenge"]),
             expected_rp_id=rp_id,
             expected_origin=origin,
-            credential_public_key=base64url_to_bytes(row.public_key),
+            credential_public_key=lib.base64url_to_bytes(row.public_key),
             credential_current_sign_count=row.sign_count,
             require_user_verification=user is None,
         )
-    except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError) as error:
+    except (lib.WebAuthnException, ValueError, TypeError, KeyError, AttributeError) as error:
         if "sign count" in str(error):
             raise PasskeyError("This passkey's signature counter went backwards.") from None
         raise PasskeyError("The passkey could not be verified.") from None

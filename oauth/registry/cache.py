@@ -18,6 +18,9 @@ from typing import Any
 from flask import current_app, has_app_context
 
 _MISSING = object()
+# Entries per worker: a client and its grant take about 3 KB, so the cache stays under ~6 MB
+# however many clients call (ids come from requests; expired entries go first when full).
+MAX_ENTRIES = 4096
 
 
 class RegistryCache:
@@ -36,10 +39,19 @@ class RegistryCache:
         value = load()
         if value is not None:
             with self._lock:
-                if len(self._entries) > 10000:  # bounded: ids come from requests
-                    self._entries.clear()
+                if len(self._entries) >= MAX_ENTRIES:
+                    self._make_room(now)
                 self._entries[key] = (now + self.seconds, value)
         return value
+
+    def _make_room(self, now: float) -> None:
+        """Drop the expired entries; if every entry is live, all of them (rare: that many
+        clients within one interval gain little from a cache)."""
+        live = {k: e for k, e in self._entries.items() if e[0] > now}
+        self._entries = live if len(live) < MAX_ENTRIES else {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def clear(self) -> None:
         with self._lock:
