@@ -257,6 +257,9 @@ def use_environment(env: dict[str, str]) -> None:
 
 
 def close_app_database(app) -> None:
+    spool = app.extensions.get("portcullis.audit_spool")
+    if spool is not None:  # its events in the database before the database goes away
+        spool.close()
     db = app.extensions.get("portcullis.database")
     if db is not None:
         getattr(db, "close_all", db.close)()
@@ -506,6 +509,7 @@ def timers(app) -> list[Timer]:
         Timer(PLUGIN_HOST, "customize_client_credentials", f"{hooks}: customize_client_credentials"),
         Timer(PLUGIN_HOST, "customize_access_token", f"{hooks}: customize_access_token"),
         Timer("oauth.audit", "record", "audit.record (Python side)"),
+        Timer("oauth.audit", "record_soon", "audit.record_soon (the spool append)"),
         Timer("oauth.tokens.keys", "sign_jwt", f"JWT signing (keys.sign_jwt, {alg})"),
     ]  # fmt: skip
 
