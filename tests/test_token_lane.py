@@ -324,3 +324,50 @@ def test_basic_credentials_are_url_decoded_strictly():
     assert lean_token.basic_credentials("basic " + encoded) == ("my:client", "s%cret")
     assert lean_token.basic_credentials("Basic " + base64.b64encode(b"id:").decode()) is None
     assert lean_token.basic_credentials("Digest " + encoded) is None
+
+
+# --- the well-known documents' lane (oauth/web/wellknown.py DocumentLane) ---------------------
+
+DOCUMENTS = ["/.well-known/jwks.json", "/.well-known/openid-configuration",
+             "/.well-known/oauth-authorization-server"]  # fmt: skip
+
+
+def _flask_view(app, path: str, headers: dict | None = None):
+    """The same GET answered by the Flask view: the lane takes no request with a query."""
+    return app.test_client().get(path + "?via=flask", headers=headers or {})
+
+
+@pytest.mark.parametrize("path", DOCUMENTS)
+def test_the_document_lane_answers_like_the_view(app, client, path):
+    lane, view = client.get(path), _flask_view(app, path)
+    assert lane.status_code == view.status_code == 200
+    assert lane.get_data() == view.get_data()
+    assert headers_of(lane) == headers_of(view)
+    assert lane.headers["ETag"] and lane.headers["Cache-Control"].startswith("public")
+    assert lane.headers["X-Frame-Options"] == "DENY" and lane.headers["X-Request-ID"]
+    etag = lane.headers["ETag"]
+    again, view_again = (
+        client.get(path, headers={"If-None-Match": etag}),
+        _flask_view(app, path, {"If-None-Match": etag}),
+    )
+    assert again.status_code == view_again.status_code == 304 and again.get_data() == b""
+    assert client.get(path, headers={"If-None-Match": '"stale"'}).status_code == 200
+
+
+def test_the_document_lane_follows_a_key_rotation(app, client, runner):
+    before = client.get("/.well-known/jwks.json")
+    result = runner.invoke(args=["keys", "rotate", "--yes"])
+    assert result.exit_code == 0, result.output
+    after = client.get("/.well-known/jwks.json")
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert (
+        client.get(
+            "/.well-known/jwks.json", headers={"If-None-Match": before.headers["ETag"]}
+        ).status_code
+        == 200
+    )
+
+
+def test_other_methods_on_documents_go_to_flask(client):
+    assert client.post("/.well-known/jwks.json").status_code == 405
+    assert client.head("/.well-known/jwks.json").status_code == 200

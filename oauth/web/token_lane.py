@@ -20,6 +20,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from oauth import logs
 from oauth.protocol import lean_token
 from oauth.web.headers import security_headers
+from oauth.web.wellknown import DocumentLane
 
 log = logging.getLogger(__name__)
 
@@ -91,5 +92,6 @@ def _path(environ) -> str:
 
 
 def init_app(app: Flask, instruments) -> None:
-    """Put the lane between the request instruments and Flask."""
-    instruments.wsgi_app = TokenLane(app, instruments.wsgi_app)
+    """Put the lanes between the request instruments and Flask: the token endpoint's and the
+    well-known documents' (``web/wellknown.py``)."""
+    instruments.wsgi_app = DocumentLane(app, TokenLane(app, instruments.wsgi_app))

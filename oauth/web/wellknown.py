@@ -13,10 +13,13 @@ import hashlib
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.http import parse_etags
 
+from oauth import logs
 from oauth.scopes import supported_scopes
 from oauth.tokens import keys
 from oauth.tokens.jose import SUPPORTED_ALGS
+from oauth.web.headers import security_headers
 
 bp = Blueprint("wellknown", __name__)
 
@@ -107,21 +110,34 @@ def document(name: str, source: object, payload) -> Document:
     return made
 
 
+def _headers(doc: Document) -> dict[str, str]:
+    return {"Cache-Control": CACHE, "Access-Control-Allow-Origin": "*", "ETag": f'"{doc.etag}"'}
+
+
+def _not_modified(if_none_match: str | None, doc: Document) -> bool:
+    # RFC 9110 §13.1.2: If-None-Match uses the weak comparison
+    return bool(if_none_match) and parse_etags(if_none_match).contains_weak(doc.etag)
+
+
 def _serve(doc: Document) -> Response:
-    headers = {
-        "Cache-Control": CACHE,
-        "Access-Control-Allow-Origin": "*",
-        "ETag": f'"{doc.etag}"',
-    }
-    if request.if_none_match and request.if_none_match.contains_weak(doc.etag):
-        return Response(status=304, headers=headers)  # RFC 9110 §13.1.2: weak comparison
+    headers = _headers(doc)
+    if _not_modified(request.headers.get("If-None-Match"), doc):
+        return Response(status=304, headers=headers)
     return Response(doc.body, mimetype="application/json", headers=headers)
+
+
+def discovery_document() -> Document:
+    return document("discovery", metadata(), dict)
+
+
+def jwks_document() -> Document:
+    return document("jwks", keys.published_jwks(), _jwk_set)
 
 
 @bp.route("/.well-known/openid-configuration")
 @bp.route("/.well-known/oauth-authorization-server")
 def discovery():
-    return _serve(document("discovery", metadata(), dict))
+    return _serve(discovery_document())
 
 
 def _jwk_set(published: tuple[dict, ...]) -> dict:
@@ -130,4 +146,37 @@ def _jwk_set(published: tuple[dict, ...]) -> dict:
 
 @bp.route("/.well-known/jwks.json")
 def jwks():
-    return _serve(document("jwks", keys.published_jwks(), _jwk_set))
+    return _serve(jwks_document())
+
+
+# --- the lane: the same documents without Flask's request machinery ----------------------
+
+LANE_PATHS = {
+    "/.well-known/openid-configuration": discovery_document,
+    "/.well-known/oauth-authorization-server": discovery_document,
+    "/.well-known/jwks.json": jwks_document,
+}
+
+
+class DocumentLane:
+    """WSGI middleware (inside the request instruments, like the token lane): a GET of a
+    well-known document is answered from its bytes here, with the headers the view sends
+    and every response's security headers; anything else goes on to Flask."""
+
+    def __init__(self, app, wsgi_app):
+        self.app, self.wsgi_app = app, wsgi_app
+
+    def __call__(self, environ, start_response):
+        made = LANE_PATHS.get(environ.get("PATH_INFO", ""))
+        if made is None or environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+            return self.wsgi_app(environ, start_response)
+        with self.app.app_context():
+            doc = made()
+        logs.note_endpoint(f"wellknown.{made.__name__.removesuffix('_document')}")
+        headers = [*_headers(doc).items(), *security_headers(self.app.config)]
+        if _not_modified(environ.get("HTTP_IF_NONE_MATCH"), doc):
+            start_response("304 Not Modified", headers)
+            return []
+        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(doc.body)))]
+        start_response("200 OK", headers)
+        return [doc.body]
