@@ -29,9 +29,24 @@ def normal_host(scheme: str, host: str) -> str:
     return host
 
 
+EXTENSION = "portcullis.issuer_host"
+
+
 def init_app(app: Flask) -> None:
-    checker = HostChecker()
-    app.before_request(lambda: checker.check(app.config["ISSUER"]))
+    checker = app.extensions[EXTENSION] = HostChecker()
+    app.before_request(
+        lambda: checker.check(
+            app.config["ISSUER"], request.host, request.scheme, probe=request.blueprint == "health"
+        )
+    )
+
+
+def check_environ(app: Flask, environ: dict) -> None:
+    """The same check for a request answered before Flask (the token and document lanes)."""
+    checker = app.extensions.get(EXTENSION)
+    if checker is not None:
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+        checker.check(app.config["ISSUER"], host, environ.get("wsgi.url_scheme", "http"))
 
 
 class HostChecker:
@@ -43,18 +58,17 @@ class HostChecker:
         self.expected = ""
         self.seen: set[str] = set()
 
-    def check(self, issuer: str) -> None:
-        host = request.host
+    def check(self, issuer: str, host: str, scheme: str, *, probe: bool = False) -> None:
         if host in self.seen and issuer == self.issuer:
             return
         if issuer != self.issuer:
             parts = urlsplit(issuer)
             self.issuer, self.expected = issuer, normal_host(parts.scheme, parts.netloc)
             self.seen = {parts.netloc}
-        if request.blueprint == "health" or len(self.seen) >= MAX_HOSTS:
+        if probe or len(self.seen) >= MAX_HOSTS:
             return  # probes use the pod's or container's address; forged hosts are bounded
         self.seen.add(host)
-        if normal_host(request.scheme, host) != self.expected:
+        if normal_host(scheme, host) != self.expected:
             log.warning(
                 "a request arrived for host %r but the issuer is %s, so links, redirects and "
                 "cookies name another host: set PORTCULLIS_ISSUER to the URL clients use "

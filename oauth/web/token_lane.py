@@ -19,6 +19,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from oauth import logs
 from oauth.protocol import lean_token
+from oauth.web import issuer_host
 from oauth.web.headers import security_headers
 from oauth.web.wellknown import DocumentLane
 
@@ -51,6 +52,7 @@ class TokenLane:
             environ["wsgi.input"] = io.BytesIO(body)
             return self.wsgi_app(environ, start_response)
         logs.note_endpoint(ENDPOINT)
+        issuer_host.check_environ(self.app, environ)
         data = json.dumps(answer.payload).encode("utf-8")
         headers = [
             ("Content-Type", "application/json"),

@@ -19,6 +19,7 @@ from oauth import logs
 from oauth.scopes import supported_scopes
 from oauth.tokens import keys
 from oauth.tokens.jose import SUPPORTED_ALGS
+from oauth.web import issuer_host
 from oauth.web.headers import security_headers
 
 bp = Blueprint("wellknown", __name__)
@@ -170,6 +171,7 @@ class DocumentLane:
         made = LANE_PATHS.get(environ.get("PATH_INFO", ""))
         if made is None or environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
             return self.wsgi_app(environ, start_response)
+        issuer_host.check_environ(self.app, environ)
         with self.app.app_context():
             doc = made()
         logs.note_endpoint(f"wellknown.{made.__name__.removesuffix('_document')}")
