@@ -35,8 +35,8 @@ from oauth.protocol import resources
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
-from oauth.storage.compiled import compiled, execute, first
-from oauth.storage.db import for_update, write_transaction
+from oauth.storage.compiled import execute, row_by
+from oauth.storage.db import write_transaction
 from oauth.storage.models import AuthorizationRequest, Client, OAuthSession, User, new_uuid, utcnow
 from oauth.tokens import issue, refresh
 
@@ -95,31 +95,13 @@ def in_write_transaction(work):
     return result
 
 
-# The lookups of every code exchange and refresh, compiled once (storage/compiled.py).
-def _user_by_id(user_id: str):
-    return User.select().where(User.id == user_id)
-
-
-def _code_by_hash(code_hash: str):
-    return AuthorizationRequest.select().where(AuthorizationRequest.code_hash == code_hash)
-
-
-def _locked_request(row_id: str):
-    return for_update(AuthorizationRequest.select().where(AuthorizationRequest.id == row_id))
-
-
 def _consumed(session_id: str, row_id: str):
     changes = {AuthorizationRequest.status: "consumed", AuthorizationRequest.session_id: session_id}
     return AuthorizationRequest.update(changes).where(AuthorizationRequest.id == row_id)
 
 
-def _locked_code(row_id: str) -> AuthorizationRequest | None:
-    """In a write transaction: the authorization request ``row_id``, locked."""
-    return first(compiled(AuthorizationRequest, "grants.request.locked", _locked_request, row_id))
-
-
 def _active_user(user_id: str, description: str) -> User:
-    user = first(compiled(User, "grants.user", _user_by_id, user_id))
+    user = row_by(User.id, user_id)
     if user is None or user.disabled:
         raise InvalidGrantError(description)
     return user
@@ -131,7 +113,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def validate_token_request(self):
         client, code = _authenticate(self, "authorization_code", "code")
-        row = first(compiled(AuthorizationRequest, "grants.code", _code_by_hash, sha256_hex(code)))
+        row = row_by(AuthorizationRequest.code_hash, sha256_hex(code))
         if row is None or row.client_id != client.client_id:
             raise InvalidGrantError("The authorization code is invalid.")
         self._check_redeemable(row)
@@ -174,7 +156,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def _refuse_replay(self, row_id: str) -> None:
         """In a write transaction: revoke what the (locked, consumed) code issued."""
-        row = _locked_code(row_id)
+        row = row_by(AuthorizationRequest.id, row_id, locked=True)
         if row is not None and row.session_id:
             session = OAuthSession.get_or_none(OAuthSession.id == row.session_id)
             if session is not None:
@@ -205,7 +187,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def _redeem(self, row_id: str, context: TokenContext, token: dict) -> None:
         """In the write transaction: the code is still unused (else this is a replay, as a
         concurrent redemption that won is), then the session, the code and the refresh token."""
-        row = _locked_code(row_id)
+        row = row_by(AuthorizationRequest.id, row_id, locked=True)
         if row is None:
             raise InvalidGrantError("The authorization code is invalid.")
         if row.status == "consumed":

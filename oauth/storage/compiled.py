@@ -18,7 +18,7 @@ from typing import Any
 
 import peewee
 
-from oauth.storage.db import database
+from oauth.storage.db import database, for_update
 
 
 class _Marker(str):
@@ -91,3 +91,16 @@ def first(query: peewee.ModelRaw) -> peewee.Model | None:
     for row in query:
         return row
     return None
+
+
+def row_by(field: peewee.Field, value: Any, *, locked: bool = False) -> peewee.Model | None:
+    """The row whose ``field`` (a primary or unique key) is ``value``, or None; compiled once
+    per field (``locked``: ``SELECT ... FOR UPDATE``, in a write transaction)."""
+    model = field.model
+    name = f"row_by:{model._meta.table_name}.{field.name}" + (":locked" if locked else "")
+
+    def build(key):
+        query = model.select().where(field == key)
+        return for_update(query) if locked else query
+
+    return first(compiled(model, name, build, value))

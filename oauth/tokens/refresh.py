@@ -20,8 +20,8 @@ from flask import current_app
 
 from oauth import audit, metrics
 from oauth.security import random_token, sha256_hex
-from oauth.storage.compiled import compiled, execute, first
-from oauth.storage.db import database, for_update
+from oauth.storage.compiled import execute, row_by
+from oauth.storage.db import database
 from oauth.storage.models import Client, OAuthSession, RefreshToken, utcnow
 
 MAX_SUCCESSORS = 64
@@ -57,41 +57,12 @@ def find(plain: str, client: Client) -> tuple[RefreshToken, OAuthSession]:
     return _find(plain, client, locked=False)
 
 
-def _token_by_hash(token_hash: str):
-    return RefreshToken.select().where(RefreshToken.token_hash == token_hash)
-
-
-def _session_by_id(session_id: str):
-    return OAuthSession.select().where(OAuthSession.id == session_id)
-
-
-def _locked_token_by_hash(token_hash: str):
-    return for_update(_token_by_hash(token_hash))
-
-
-def _locked_session_by_id(session_id: str):
-    return for_update(_session_by_id(session_id))
-
-
-def token_by_hash(token_hash: str) -> RefreshToken | None:
-    """The refresh token row of ``token_hash`` (a plain read), or None."""
-    return first(compiled(RefreshToken, "refresh.token", _token_by_hash, token_hash))
-
-
 def _find(plain: str, client: Client, *, locked: bool) -> tuple[RefreshToken, OAuthSession]:
     # Compiled once (storage/compiled.py): these run twice on every refresh.
-    token_hash = sha256_hex(plain)
-    if locked:
-        query = compiled(RefreshToken, "refresh.token.locked", _locked_token_by_hash, token_hash)
-        row = first(query)
-    else:
-        row = token_by_hash(token_hash)
+    row = row_by(RefreshToken.token_hash, sha256_hex(plain), locked=locked)
     if row is None:
         raise InvalidGrantError("The refresh token is invalid.")
-    name, build = ("refresh.session", _session_by_id)
-    if locked:
-        name, build = ("refresh.session.locked", _locked_session_by_id)
-    session = first(compiled(OAuthSession, name, build, row.session_id))
+    session = row_by(OAuthSession.id, row.session_id, locked=locked)
     if session is None or session.client_id != client.client_id:
         raise InvalidGrantError("The refresh token is invalid.")
     if session.revoked_at is not None:
@@ -173,7 +144,7 @@ def live_successor(row: RefreshToken, plain: str) -> str | None:
         if not current_row.successor_ciphertext:
             return None
         current_plain = open_successor(current_plain, current_row.successor_ciphertext)
-        current_row = token_by_hash(sha256_hex(current_plain))
+        current_row = row_by(RefreshToken.token_hash, sha256_hex(current_plain))
         if current_row is None:
             return None
     return None

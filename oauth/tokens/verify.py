@@ -9,7 +9,7 @@ from flask import current_app
 
 from oauth import logs
 from oauth.security import lookup_key
-from oauth.storage.compiled import compiled, first
+from oauth.storage.compiled import compiled, first, row_by
 from oauth.storage.models import OAuthSession, RevokedAccessToken, User
 from oauth.tokens import keys
 from oauth.tokens.jose import InvalidTokenError
@@ -42,7 +42,7 @@ def verify_access_token(token: str) -> VerifiedToken:
     session_id = claims.get("session_id")
     logs.note(client_id=claims.get("client_id"))  # for the request's log line
     if not session_id:
-        if jti is not None and first(compiled(RevokedAccessToken, "verify.revoked", _revoked, jti)):
+        if jti is not None and row_by(RevokedAccessToken.jti, jti) is not None:
             raise InvalidTokenError("token revoked")
         return VerifiedToken(claims, None, None)
     # One query for the session and the jti's denylisting, one for the user: compiled once
@@ -50,15 +50,11 @@ def verify_access_token(token: str) -> VerifiedToken:
     session = first(compiled(OAuthSession, "verify.session", _session, str(session_id), jti))
     if session is None or session.jti_revoked or session.revoked_at is not None:
         raise InvalidTokenError("token revoked")
-    user = first(compiled(User, "verify.user", _user, str(claims.get("sub"))))
+    user = row_by(User.id, str(claims.get("sub")))
     if user is None or user.disabled or user.id != session.user_id:
         raise InvalidTokenError("user not active")
     logs.note(user_id=user.id)
     return VerifiedToken(claims, user, session)
-
-
-def _revoked(jti):
-    return RevokedAccessToken.select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == jti)
 
 
 def _session(session_id, jti):
@@ -68,7 +64,3 @@ def _session(session_id, jti):
     return OAuthSession.select(
         OAuthSession, peewee.fn.EXISTS(denylisted).alias("jti_revoked")
     ).where(OAuthSession.id == session_id)
-
-
-def _user(user_id):
-    return User.select().where(User.id == user_id)
