@@ -25,6 +25,7 @@ from flask import Flask, current_app, g, has_app_context, has_request_context, r
 
 from oauth.pagination import Page, paginate
 from oauth.storage import audit_spool
+from oauth.storage.compiled import execute
 from oauth.storage.db import database, write_transaction
 from oauth.storage.models import AuditEvent, Client, User, utcnow
 
@@ -184,17 +185,15 @@ _FIELDS = (
 
 
 def _insert(*values) -> None:
-    # Prepared once per database, not compiled by peewee on every event: one of these is
-    # written for every token issued, on the hot path.
-    sql = _SQL.get(database.param)
-    if sql is None:
-        columns = ", ".join(f'"{f.column_name}"' for f in _FIELDS)
-        marks = ", ".join([database.param] * len(_FIELDS))
-        sql = _SQL[database.param] = f'INSERT INTO "audit_event" ({columns}) VALUES ({marks})'  # noqa: S608  # fixed column names
-    database.execute_sql(sql, [f.db_value(v) for f, v in zip(_FIELDS, values, strict=True)])
+    # Compiled once per database (storage/compiled.py), not by peewee on every event.
+    converted = [f.db_value(v) for f, v in zip(_FIELDS, values, strict=True)]
+    execute("audit.insert", _insert_query, *converted)
 
 
-_SQL: dict[str, str] = {}
+def _insert_query(*marks):
+    # The values come converted already: peewee must not convert the markers a second time.
+    row = {f: peewee.Value(m, converter=False) for f, m in zip(_FIELDS, marks, strict=True)}
+    return AuditEvent.insert(row)
 
 
 # --- forgetting a deleted user ----------------------------------------------------------
