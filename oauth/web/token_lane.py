@@ -20,13 +20,14 @@ from werkzeug.http import HTTP_STATUS_CODES
 from oauth import logs
 from oauth.protocol import lean_token
 from oauth.web import issuer_host
+from oauth.web.errors import MESSAGES
 from oauth.web.headers import security_headers
 from oauth.web.wellknown import DocumentLane
 
 log = logging.getLogger(__name__)
 
 ENDPOINT = "api.token"
-SERVER_ERROR = {"error": "server_error", "error_description": "Something went wrong on our side."}
+SERVER_ERROR = {"error": "server_error", "error_description": MESSAGES[500]}
 
 
 class TokenLane:
@@ -45,8 +46,9 @@ class TokenLane:
             and self.app.config["LEAN_TOKEN_LANE"]
         ):
             return self.wsgi_app(environ, start_response)
-        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
-        form = lean_token.parse_form(body) if len(body) == int(environ["CONTENT_LENGTH"]) else None
+        length = int(environ["CONTENT_LENGTH"])  # digits only: checked by eligible()
+        body = environ["wsgi.input"].read(length)
+        form = lean_token.parse_form(body) if len(body) == length else None
         answer = self._answer(environ, form) if form is not None else None
         if answer is None:
             environ["wsgi.input"] = io.BytesIO(body)
