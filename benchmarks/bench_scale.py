@@ -157,21 +157,11 @@ def data_part(setup: Setup) -> tuple[list[str], int]:
             )
     empty.stop()
     full.stop()
-    ratio = rate(runs["seeded"]) / rate(runs["empty"]) if rate(runs["empty"]) else 0.0
-    lines = [
-        f"### Data: {args.seed_rows:,} clients, users and consents (`--scale data`)",
-        "",
-        "| round | empty tokens/s | seeded tokens/s | seeded / empty |",
-        "|---:|---:|---:|---:|",
-    ]
-    for number, (a, b) in enumerate(zip(runs["empty"], runs["seeded"], strict=True), 1):
-        lines.append(
-            f"| {number} | {a.ok_per_second:,.0f} | {b.ok_per_second:,.0f} | "
-            f"{b.ok_per_second / a.ok_per_second if a.ok_per_second else 0:.2f} |"
-        )
+    ratio, lines = _rounds_table(
+        f"Data: {args.seed_rows:,} clients, users and consents (`--scale data`)",
+        ("empty", "empty tokens/s"), ("seeded", "seeded tokens/s"), "seeded / empty", runs,
+    )  # fmt: skip
     lines += [
-        f"| all | {rate(runs['empty']):,.0f} | {rate(runs['seeded']):,.0f} | **{ratio:.2f}** |",
-        "",
         f"Target >= 0.90: {'met' if ratio >= 0.9 else 'NOT met'}. p99 empty/seeded (last "
         f"round): {runs['empty'][-1].p99_ms:.1f} / {runs['seeded'][-1].p99_ms:.1f} ms.",
     ]
@@ -317,6 +307,28 @@ def _shared_limit(bases: list[str], path: str) -> int:
     return -1
 
 
+def _rounds_table(
+    title: str, base: tuple[str, str], other: tuple[str, str], heading: str, runs: dict
+) -> tuple[float, list[str]]:
+    """(other's rate over base's, the markdown table of every round and of all of them);
+    ``base`` and ``other`` are (key of ``runs``, column heading)."""
+    (a_key, a_title), (b_key, b_title) = base, other
+    ratio = rate(runs[b_key]) / rate(runs[a_key]) if rate(runs[a_key]) else 0.0
+    lines = [
+        f"### {title}",
+        "",
+        f"| round | {a_title} | {b_title} | {heading} |",
+        "|---:|---:|---:|---:|",
+    ]
+    for number, (a, b) in enumerate(zip(runs[a_key], runs[b_key], strict=True), 1):
+        lines.append(
+            f"| {number} | {a.ok_per_second:,.0f} | {b.ok_per_second:,.0f} | "
+            f"{b.ok_per_second / a.ok_per_second if a.ok_per_second else 0:.2f} |"
+        )
+    lines.append(f"| all | {rate(runs[a_key]):,.0f} | {rate(runs[b_key]):,.0f} | **{ratio:.2f}** |")
+    return ratio, lines + [""]
+
+
 def instances_part(setup: Setup) -> tuple[list[str], int]:
     bench, args = setup.bench, setup.bench.args
     if bench.db.kind != "postgresql":
@@ -353,21 +365,11 @@ def instances_part(setup: Setup) -> tuple[list[str], int]:
             runs[label].append(_pair(setup, urls[label], script))
     for server in (one, *pair):
         server.stop()
-    ratio = rate(runs["two"]) / rate(runs["one"]) if rate(runs["one"]) else 0.0
-    lines = [
-        "### Several instances: one PostgreSQL, one Redis (`--scale instances`)",
-        "",
-        "| round | 1 instance x2 workers | 2 instances x1 worker | two / one |",
-        "|---:|---:|---:|---:|",
-    ]
-    for number, (a, b) in enumerate(zip(runs["one"], runs["two"], strict=True), 1):
-        lines.append(
-            f"| {number} | {a.ok_per_second:,.0f} | {b.ok_per_second:,.0f} | "
-            f"{b.ok_per_second / a.ok_per_second if a.ok_per_second else 0:.2f} |"
-        )
+    ratio, lines = _rounds_table(
+        "Several instances: one PostgreSQL, one Redis (`--scale instances`)",
+        ("one", "1 instance x2 workers"), ("two", "2 instances x1 worker"), "two / one", runs,
+    )  # fmt: skip
     lines += [
-        f"| all | {rate(runs['one']):,.0f} | {rate(runs['two']):,.0f} | **{ratio:.2f}** |",
-        "",
         f"Target >= 0.90: {'met' if ratio >= 0.9 else 'NOT met'}. Load: two wrk processes "
         f"(`-t1 -c{max(1, args.connections // 2)}`) in both cases, one per instance for two; "
         "odd rounds measure one instance first, even rounds two. "
