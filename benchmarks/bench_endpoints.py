@@ -200,7 +200,7 @@ def mint_refresh_tokens(app, web: WebClient, count: int) -> list[str]:
                 amr=["pwd"],
             )
             web.minted += 1
-            plain, _row = new_refresh_token(session)
+            plain = new_refresh_token(session)
             bodies.append(urlencode({"grant_type": "refresh_token", "refresh_token": plain}))
     return bodies
 

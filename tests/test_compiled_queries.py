@@ -8,8 +8,8 @@ import datetime as dt
 
 import pytest
 
-from oauth.storage.compiled import compiled, execute, first
-from oauth.storage.models import Client, OAuthSession, RevokedAccessToken, User, utcnow
+from oauth.storage.compiled import compiled, execute, first, insert
+from oauth.storage.models import AuditEvent, Client, OAuthSession, RevokedAccessToken, User, utcnow
 from oauth.tokens.jose import InvalidTokenError
 from oauth.tokens.verify import verify_access_token
 from tests.m2m_helpers import cc_token, setup_m2m
@@ -101,3 +101,19 @@ def test_a_user_token_dies_with_its_session_its_jti_and_its_user(flow, app):
         OAuthSession.update(revoked_at=utcnow()).execute()
         with pytest.raises(InvalidTokenError, match="revoked"):
             verify_access_token(token)
+
+
+def test_insert_writes_every_field_through_its_conversion(app_context, auth):
+    user = auth.create_user("di@example.com")
+    client = Client.create(client_id="c3", name="C3", redirect_uris=[], grant_types=[])
+    session = OAuthSession(
+        user=user, client=client, scope="openid", audience="a", auth_time=7,
+        amr=["pwd", "otp"], claims={"userinfo": {"email": None}},
+    )  # fmt: skip
+    insert(session)
+    stored = OAuthSession.get_by_id(session.id)
+    assert (stored.user_id, stored.client_id, stored.auth_time) == (user.id, "c3", 7)
+    assert stored.amr == ["pwd", "otp"] and stored.claims == {"userinfo": {"email": None}}
+    assert stored.created_at == session.created_at  # the default, as save() would write it
+    with pytest.raises(ValueError, match="primary key"):  # an id the database assigns
+        insert(AuditEvent(event_type="x"))

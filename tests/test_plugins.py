@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from oauth import audit
 from oauth.plugins import hookspecs as hooks
 from oauth.storage.models import AuthorizationRequest, OAuthSession, RefreshToken
 from tests.conftest import AuthActions, csrf_token_from
@@ -423,6 +424,8 @@ def test_on_event_sees_committed_events_and_cannot_break_requests(make_app, plug
     app = make_app(PLUGINS_DIR=str(plugin_dir))
     flow = user_flow(app)
     assert flow.tokens()["access_token"]
+    with app.app_context():
+        audit.flush_spool()  # token.issued is spooled; on_event hears of it when it is ingested
     events = [json.loads(line) for line in log_file.read_text().splitlines()]
     types = [e["type"] for e in events]
     assert "consent.granted" in types and "token.issued" in types

@@ -152,3 +152,23 @@ def test_concurrent_refreshes_never_mint_two_live_successors(flow, app):
         live = RefreshToken.select().where(RefreshToken.rotated_at.is_null()).count()
         assert live == 1
         assert RefreshToken.select().count() == 2
+
+
+def _consent_last_used(app, flow):
+    from oauth.storage.models import Consent
+
+    with app.app_context():
+        return Consent.get(Consent.client == flow.client_id).last_used_at
+
+
+def test_tokens_touch_the_consents_last_use_at_most_once_a_minute(flow, app, monkeypatch):
+    from oauth.accounts import consents
+
+    first = flow.tokens()
+    touched = _consent_last_used(app, flow)
+    assert touched is not None  # the code exchange wrote "last used"
+    second = flow.refresh(first["refresh_token"]).get_json()
+    assert _consent_last_used(app, flow) == touched  # a refresh a moment later did not
+    monkeypatch.setattr(consents, "TOUCH_INTERVAL", 0)  # as if the minute had passed
+    assert flow.refresh(second["refresh_token"]).status_code == 200
+    assert _consent_last_used(app, flow) > touched

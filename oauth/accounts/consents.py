@@ -9,6 +9,7 @@ A consent made before resources were remembered (``resources`` NULL) covers only
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 
 from flask import current_app
@@ -17,7 +18,8 @@ from oauth import audit
 from oauth.accounts import backchannel
 from oauth.registry import apis
 from oauth.scopes import describe
-from oauth.storage.db import for_update, write_transaction
+from oauth.storage.compiled import execute
+from oauth.storage.db import database, for_update, write_transaction
 from oauth.storage.models import AuthorizationRequest, Client, Consent, OAuthSession, User, utcnow
 from oauth.tokens import refresh
 
@@ -75,11 +77,38 @@ def remember(user: User, client_id: str, scopes: list[str], resource: str) -> No
     )
 
 
+TOUCH_INTERVAL = 60  # seconds: how stale "last used" may be
+_touched: dict[tuple[str, str], float] = {}  # (user id, client id) -> when this process wrote it
+
+
 def touch(user: User, client: Client) -> None:
-    """The app just got tokens for the user: "last used" on the authorized-apps page."""
-    Consent.update(last_used_at=utcnow()).where(
-        (Consent.user == user) & (Consent.client == client)
-    ).execute()
+    """The app just got tokens for the user: "last used" on the authorized-apps page.
+
+    In the caller's write transaction, and at most once a minute per user and app (in each
+    process, and in the database across processes): an app refreshing every few seconds
+    would otherwise rewrite this row on every token."""
+    key = (user.id, client.client_id)
+    if time.monotonic() - _touched.get(key, -TOUCH_INTERVAL) < TOUCH_INTERVAL:
+        return
+    now = utcnow()
+    cutoff = now - dt.timedelta(seconds=TOUCH_INTERVAL)
+    at, cutoff = Consent.last_used_at.db_value(now), Consent.last_used_at.db_value(cutoff)
+    execute("consents.touch", _touch, at, user.id, client.client_id, cutoff)
+    database.after_commit(lambda: _remember_touch(key))
+
+
+def _touch(at, user_id, client_id, cutoff):
+    return Consent.update(last_used_at=at).where(
+        (Consent.user == user_id)
+        & (Consent.client == client_id)
+        & (Consent.last_used_at.is_null() | (Consent.last_used_at <= cutoff))
+    )
+
+
+def _remember_touch(key: tuple[str, str]) -> None:
+    if len(_touched) >= 4096:  # bounded: forgetting only costs one more UPDATE
+        _touched.clear()
+    _touched[key] = time.monotonic()
 
 
 def count(user: User | None = None) -> int:

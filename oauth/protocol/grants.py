@@ -35,7 +35,7 @@ from oauth.protocol import resources
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
-from oauth.storage.compiled import execute, row_by
+from oauth.storage.compiled import execute, insert, row_by
 from oauth.storage.db import write_transaction
 from oauth.storage.models import AuthorizationRequest, Client, OAuthSession, User, new_uuid, utcnow
 from oauth.tokens import issue, refresh
@@ -180,8 +180,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             claims=row.claims,
         )
         context = _context(self, "authorization_code", session, session.scopes)
-        token = issue.user_tokens(context, nonce=row.nonce)  # every hook, before any lock
+        token, claims = issue.user_tokens(context, nonce=row.nonce)  # every hook, no lock
         in_write_transaction(lambda: self._redeem(row.id, context, token))
+        _issued(context, "authorization_code", claims)
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
     def _redeem(self, row_id: str, context: TokenContext, token: dict) -> None:
@@ -195,10 +196,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if row.status != "approved" or row.expires_at < utcnow():
             raise InvalidGrantError("The authorization code has expired.")
         user = _active_user(row.user_id, self.INACTIVE_USER)
-        context.session.save(force_insert=True)
+        insert(context.session)
         execute("grants.code.consumed", _consumed, context.session.id, row.id)
         issue.add_refresh_token(token, context)
-        _issued(user, context.client, "authorization_code")
+        _used(user, context.client)
 
 
 def _context(grant, grant_type: str, session: OAuthSession, scopes: list[str]) -> TokenContext:
@@ -214,11 +215,23 @@ def _context(grant, grant_type: str, session: OAuthSession, scopes: list[str]) -
     )
 
 
-def _issued(user: User, client: Client, grant_type: str) -> None:
+def _used(user: User, client: Client) -> None:
+    """In the grant's write transaction: "last used" of the consent and of the client."""
     logs.note(user_id=user.id)  # the token's subject, for the request's log line
     consents.touch(user, client)
     clients.touch_last_used(client)
-    audit.record("token.issued", user_id=user.id, client_id=client.client_id, grant_type=grant_type)
+
+
+def _issued(context: TokenContext, grant_type: str, claims: dict) -> None:
+    """After the commit, before the answer: the event of the token the client gets (spooled,
+    as a client-credentials token's is: a client that received a token has its event)."""
+    audit.record_soon(
+        "token.issued",
+        user_id=context.user.id,
+        client_id=context.client.client_id,
+        grant_type=grant_type,
+        jti=claims["jti"],
+    )
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -246,8 +259,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         session: OAuthSession = self.request.oauth_session
         scopes = self.request.narrowed_scopes or session.scopes
         context = _context(self, "refresh_token", session, scopes)
-        token = issue.user_tokens(context)  # every hook, before any lock
+        token, claims = issue.user_tokens(context)  # every hook, before any lock
         in_write_transaction(lambda: self._rotate(context, token))
+        _issued(context, "refresh_token", claims)
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
     def _rotate(self, context: TokenContext, token: dict) -> None:
@@ -257,4 +271,4 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         user = _active_user(context.session.user_id, self.INACTIVE_USER)
         next_plain = refresh.spend(plain, client)
         issue.add_refresh_token(token, context, refresh_token=next_plain)
-        _issued(user, client, "refresh_token")
+        _used(user, client)

@@ -128,6 +128,23 @@ def execute(name: str, build: Callable[..., peewee.Query], *values: Any) -> int:
     return database.execute_sql(entry.sql, _params(entry, values)).rowcount
 
 
+def insert(instance: peewee.Model) -> None:
+    """INSERT ``instance``, as ``instance.save(force_insert=True)`` would (the fields it has
+    a value for, through their ``db_value``), compiled once per model and set of fields."""
+    model, data = type(instance), instance.__data__
+    fields = [field for field in model._meta.sorted_fields if field.name in data]
+    if isinstance(model._meta.primary_key, peewee.AutoField):
+        raise ValueError("compiled insert: the primary key is the database's; use save()")
+    name = f"insert:{model._meta.table_name}:" + ",".join(field.name for field in fields)
+
+    def build(*values):  # Value nodes: the values are db_value'd below, not by peewee
+        row = zip(fields, values, strict=True)
+        return model.insert({field: peewee.Value(value, unpack=False) for field, value in row})
+
+    execute(name, build, *(field.db_value(data[field.name]) for field in fields))
+    instance._dirty.clear()
+
+
 def first(rows: list[peewee.Model]) -> peewee.Model | None:
     """The first of ``compiled``'s rows (the one row of a primary-key or unique lookup), or None."""
     return rows[0] if rows else None

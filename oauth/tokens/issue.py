@@ -95,22 +95,24 @@ def machine_token(context: TokenContext, *, ttl: int) -> tuple[dict, dict]:
     return _bearer(claims, now, context.scopes), claims
 
 
-def user_tokens(context: TokenContext, *, nonce: str | None = None) -> dict:
-    """The signed tokens for a user: an access token and, with ``openid``, an ID token.
+def user_tokens(context: TokenContext, *, nonce: str | None = None) -> tuple[dict, dict]:
+    """The signed tokens for a user (an access token and, with ``openid``, an ID token), and
+    the access token's claims (their ``jti`` names the token in the audit log).
 
     Every hook of a user token runs here and nothing is written, so the grant calls this
     before its write transaction (no lock is held while a hook, perhaps the HTTP hook, runs)
     and then stores its rows and adds the refresh token (``add_refresh_token``) in it.
     """
     now = int(time.time())
-    response = _bearer(access_claims(context, now), now, context.scopes)
+    claims = access_claims(context, now)
+    response = _bearer(claims, now, context.scopes)
     if "openid" in context.scopes:
         id_claims = id_token_claims(
             context, now, nonce=nonce, access_token=response["access_token"]
         )
         alg = id_token_alg(context.client)
         response["id_token"] = keys.sign_jwt(id_claims, typ=ID_TOKEN_TYP, alg=alg)
-    return response
+    return response, claims
 
 
 def add_refresh_token(
@@ -120,7 +122,7 @@ def add_refresh_token(
     of ``context.session``, a stored session, unless the grant rotated one)."""
     if context.client.check_grant_type("refresh_token"):
         if refresh_token is None:
-            refresh_token, _row = new_refresh_token(context.session)
+            refresh_token = new_refresh_token(context.session)
         response["refresh_token"] = refresh_token
     return response
 

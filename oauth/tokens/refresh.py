@@ -27,13 +27,20 @@ from oauth.storage.models import Client, OAuthSession, RefreshToken, utcnow
 MAX_SUCCESSORS = 64
 
 
-def new_refresh_token(
-    session: OAuthSession, parent: RefreshToken | None = None
-) -> tuple[str, RefreshToken]:
-    """A fresh token of ``session``: the plain value (shown once) and its hashed row."""
+def new_refresh_token(session: OAuthSession, parent: RefreshToken | None = None) -> str:
+    """A fresh token of ``session``, stored as its hash: the plain value (shown once)."""
     plain = random_token(32)
-    row = RefreshToken.create(session=session, token_hash=sha256_hex(plain), parent=parent)
-    return plain, row
+    execute(
+        "refresh.token.new", _new_token,
+        session.id, sha256_hex(plain), parent.id if parent is not None else None, _at(utcnow()),
+    )  # fmt: skip
+    return plain
+
+
+def _new_token(session_id, token_hash, parent_id, created_at):
+    return RefreshToken.insert(
+        session=session_id, token_hash=token_hash, parent=parent_id, created_at=created_at
+    )
 
 
 def _successor_key(token: str) -> bytes:
@@ -112,7 +119,7 @@ def _token_rotated(rotated_at, successor, token_id):
 
 
 def _rotate(row: RefreshToken, plain: str, session: OAuthSession) -> str:
-    child_plain, _child = new_refresh_token(session, parent=row)
+    child_plain = new_refresh_token(session, parent=row)
     row.rotated_at = utcnow()
     row.successor_ciphertext = seal_successor(plain, child_plain)
     execute(
