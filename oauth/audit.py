@@ -37,12 +37,19 @@ FROM_REQUEST: Any = object()
 # Who acts, when it is not a person: the management API (oauth/api) names the machine client
 # whose token called it, and every event recorded while it serves the call says so.
 ACTOR_CLIENT = "portcullis_actor_client"
+CLIENT_IP = "portcullis_client_ip"
 
 
 def act_as_client(client_id: str) -> None:
     """Until this app context ends, every event recorded names ``client_id`` as its actor
     (``details``: ``actor_type: "client"``, ``actor_client_id``)."""
     setattr(g, ACTOR_CLIENT, client_id)
+
+
+def from_address(ip: str | None) -> None:
+    """Outside a Flask request (the lean lane of the token endpoint): until this app context
+    ends, the IP that the events recorded name, as ``request.remote_addr`` would."""
+    setattr(g, CLIENT_IP, ip)
 
 
 def acting_client() -> str | None:
@@ -129,7 +136,10 @@ def init_app(app: Flask) -> None:
 def _context(ip, details: dict) -> tuple[str | None, dict]:
     """The request's IP (unless given) and the acting client (``act_as_client``)."""
     if ip is FROM_REQUEST:
-        ip = request.remote_addr if has_request_context() else None
+        if has_request_context():
+            ip = request.remote_addr
+        else:
+            ip = g.get(CLIENT_IP) if has_app_context() else None
     actor_client = acting_client()
     if actor_client is not None:
         details = {**details, "actor_type": "client", "actor_client_id": actor_client}

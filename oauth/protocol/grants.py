@@ -72,8 +72,9 @@ def check_resource(grant, granted_audience: str) -> None:
 
 
 def _authenticate(grant, grant_type: str, parameter: str):
-    """The authenticated client, allowed this grant type, and the grant's required parameter."""
-    client = grant.authenticate_token_endpoint_client()
+    """The authenticated client (by Authlib, or already by the lean lane: ``request.client``),
+    allowed this grant type, and the grant's required parameter."""
+    client = grant.request.client or grant.authenticate_token_endpoint_client()
     require_grant_type(client, grant_type)
     value = grant.request.form.get(parameter)
     if not value:

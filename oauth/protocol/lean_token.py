@@ -23,21 +23,25 @@ from authlib.common.security import is_secure_transport
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, OAuth2Request
 
-from oauth import logs, metrics
+from oauth import audit, logs, metrics
 from oauth.plugins.hookspecs import TokenDenied
 from oauth.plugins.host import PluginError
 from oauth.protocol import client_credentials as grant
+from oauth.protocol import lean_grants
 from oauth.protocol.responses import PLUGIN_FAILED
 from oauth.registry import clients
 
 TOKEN_PATH = "/oauth/token"
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_BODY = 4096
-PARAMETERS = frozenset(
+CC_PARAMETERS = frozenset(
     {"grant_type", "audience", "resource", "scope", "client_id", "client_secret"}
 )
+GRANT_PARAMETERS = {grant.GRANT_TYPE: CC_PARAMETERS, **lean_grants.PARAMETERS}
+PARAMETERS = frozenset().union(*GRANT_PARAMETERS.values())
 BASIC = "client_secret_basic"
 POST = "client_secret_post"
+NONE = "none"
 
 
 @dataclass
@@ -147,17 +151,19 @@ def _credentials(authorization: str | None, form: dict) -> tuple[str, str, str] 
             return None
         return pair[0], pair[1], BASIC
     client_id, secret = form.get("client_id"), form.get("client_secret")
+    if client_id and not secret:
+        return client_id, "", NONE
     return (client_id, secret, POST) if client_id and secret else None
 
 
 def _authenticated_client(credentials: tuple[str, str, str]):
     client_id, secret, method = credentials
     client = clients.cached_client(client_id)
-    if client is None or client.is_public:
+    if client is None or client.is_public != (method == NONE):
         return None
     if not client.check_endpoint_auth_method(method, "token"):
         return None
-    return client if client.check_client_secret(secret) else None
+    return client if method == NONE or client.check_client_secret(secret) else None
 
 
 def answer(
@@ -168,22 +174,33 @@ def answer(
     In the app context. ``origin`` is ``scheme://host`` of ``uri``; ``headers`` (read by
     plugins through ``context.request``) may be any mapping; ``ip`` goes into the audit event.
     """
-    if form.get("grant_type") != grant.GRANT_TYPE or not secure_transport(origin):
+    grant_type = form.get("grant_type")
+    parameters = GRANT_PARAMETERS.get(grant_type)
+    if parameters is None or not parameters.issuperset(form) or not secure_transport(origin):
         return None
     credentials = _credentials(authorization, form)
     client = _authenticated_client(credentials) if credentials else None
     if client is None:
         return None
+    request = LeanRequest(uri, headers, form)
+    request.client, request.auth_method = client, credentials[2]
+    logs.note(client_id=client.client_id)
+    if grant_type != grant.GRANT_TYPE:
+        audit.from_address(ip)
+        return Answer(*lean_grants.answer(grant_type, request))
+    if credentials[2] == NONE:
+        return None
+    return _client_credentials(client, form, request, ip)
+
+
+def _client_credentials(client, form: dict, request: LeanRequest, ip: str | None):
     resources = [form["resource"]] if "resource" in form else []
     try:
         api, scopes = grant.check_request(client, form, resources)
     except OAuth2Error:
         return None
-    request = LeanRequest(uri, headers, form)
-    request.client, request.auth_method = client, credentials[2]
-    logs.note(client_id=client.client_id)
     try:
-        token = grant.issue_token(client, api, scopes, credentials[2], request, ip=ip)
+        token = grant.issue_token(client, api, scopes, request.auth_method, request, ip=ip)
     except TokenDenied as denial:
         return _error(denial.status_code, denial.error, denial.description)
     except PluginError:

@@ -87,8 +87,8 @@ def _compile(build: Callable[..., peewee.Query], arity: int) -> _Compiled:
     return _Compiled(sql, slots)
 
 
-def _entry(name: str, build: Callable[..., peewee.Query], arity: int) -> _Compiled:
-    key = (type(database.obj), name)
+def _entry(db, name: str, build: Callable[..., peewee.Query], arity: int) -> _Compiled:
+    key = (type(db), name)
     entry = _cache.get(key)
     if entry is None:
         with _lock:
@@ -113,8 +113,9 @@ def compiled(
     real values, and the values are later bound as given, without the field's conversion
     (pass ``Model.field.db_value(value)`` where that is not the value itself).
     """
-    entry = _entry(name, build, len(values))
-    cursor = database.execute_sql(entry.sql, _params(entry, values))
+    db = database.obj  # the app's database, resolved once
+    entry = _entry(db, name, build, len(values))
+    cursor = db.execute_sql(entry.sql, _params(entry, values))
     reader = entry.reader
     if reader is None:
         reader = entry.reader = _Reader.of(model, cursor.description)
@@ -124,8 +125,9 @@ def compiled(
 def execute(name: str, build: Callable[..., peewee.Query], *values: Any) -> int:
     """Run the UPDATE, INSERT or DELETE ``build(*values)``, compiled once per database class
     (as ``compiled``); returns the number of rows it changed."""
-    entry = _entry(name, build, len(values))
-    return database.execute_sql(entry.sql, _params(entry, values)).rowcount
+    db = database.obj
+    entry = _entry(db, name, build, len(values))
+    return db.execute_sql(entry.sql, _params(entry, values)).rowcount
 
 
 def insert(instance: peewee.Model) -> None:

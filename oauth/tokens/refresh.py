@@ -25,6 +25,7 @@ from oauth.storage.db import database
 from oauth.storage.models import Client, OAuthSession, RefreshToken, utcnow
 
 MAX_SUCCESSORS = 64
+SESSION_TOUCH = dt.timedelta(minutes=1)  # how stale a session's last use may be
 
 
 def new_refresh_token(session: OAuthSession, parent: RefreshToken | None = None) -> str:
@@ -100,8 +101,10 @@ def spend(plain: str, client: Client) -> str:
         next_plain = _rotate(row, plain, session)
     else:
         next_plain = _replay(row, plain, session)
-    session.last_used_at = utcnow()
-    execute("refresh.session.used", _session_used, _at(session.last_used_at), session.id)
+    now = utcnow()
+    if session.last_used_at is None or now - session.last_used_at > SESSION_TOUCH:
+        session.last_used_at = now  # to the minute: a row write less on most rotations
+        execute("refresh.session.used", _session_used, _at(now), session.id)
     return next_plain
 
 
