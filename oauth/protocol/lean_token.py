@@ -1,14 +1,18 @@
-"""The lean lane of the token endpoint: the common, well-formed client-credentials request,
-answered without Flask's request machinery or Authlib's endpoint around it (issue 13: together
-they took most of a token's time).
+"""The lean lane of the token endpoint: the common, well-formed request of an authenticated
+client, answered without Flask's request machinery or Authlib's endpoint around it (issue 13:
+together they took most of a token's time).
 
-The lane takes only a request it can answer in full: an urlencoded body of known parameters,
-each sent once and none empty, ``grant_type=client_credentials``, a confidential client's
-valid secret (HTTP Basic, or ``client_secret_post``) and an API and scopes the client was
-granted. For anything else ``answer`` returns None *before any hook has run*, and the full
-endpoint (``web/protocol.py`` through Authlib) answers: every error, with its RFC error code,
-and the limits on failed client authentication stay in one place. The checks and the issuing
-are the grant's own (``protocol/client_credentials.py``), so the two doors cannot disagree.
+The lane reads an urlencoded body of the grant's known parameters, each sent once and none
+empty, and authenticates the client in one way only (HTTP Basic or ``client_secret_post`` for
+a confidential client, ``client_id`` alone for a public one). When it cannot, ``answer``
+returns None *before anything has run*, and the full endpoint (``web/protocol.py`` through
+Authlib) answers: every such error, with its RFC error code, and the limits on failed client
+authentication stay in one place. Then:
+
+- ``client_credentials``: the grant's own checks and issuing (``protocol/client_credentials.py``);
+  a request they refuse goes to the full endpoint too, so the two doors cannot disagree;
+- ``refresh_token`` and ``authorization_code``: the grant classes themselves, which answer
+  every outcome here (``protocol/lean_grants.py`` says why).
 """
 
 from __future__ import annotations
@@ -169,7 +173,7 @@ def _authenticated_client(credentials: tuple[str, str, str]):
 def answer(
     form: dict, authorization: str | None, origin: str, uri: str, headers, ip: str | None
 ) -> Answer | None:
-    """The answer to a client-credentials request, or None: the full endpoint answers it.
+    """The answer to a token request, or None: the full endpoint answers it.
 
     In the app context. ``origin`` is ``scheme://host`` of ``uri``; ``headers`` (read by
     plugins through ``context.request``) may be any mapping; ``ip`` goes into the audit event.
