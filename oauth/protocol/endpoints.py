@@ -13,6 +13,7 @@ from flask import current_app
 from oauth import audit
 from oauth.registry import resource_servers
 from oauth.security import lookup_key, sha256_hex
+from oauth.storage.compiled import row_by
 from oauth.storage.models import OAuthSession, RefreshToken, RevokedAccessToken, User, utcnow
 from oauth.tokens import keys, refresh
 from oauth.tokens.issue import ACCESS_TOKEN_TYP
@@ -65,10 +66,11 @@ def _lookup_order(hint: str | None) -> tuple[str, str]:
 
 
 def _find_refresh_token(token: str) -> RefreshTokenRecord | None:
-    row = RefreshToken.get_or_none(RefreshToken.token_hash == sha256_hex(token))
+    # Compiled once (storage/compiled.py): every refresh-token introspection runs these.
+    row = row_by(RefreshToken.token_hash, sha256_hex(token))
     if row is None:
         return None
-    session = OAuthSession.get_or_none(OAuthSession.id == row.session_id)
+    session = row_by(OAuthSession.id, row.session_id)
     if session is None:
         return None
     return RefreshTokenRecord(row, session)
@@ -146,6 +148,81 @@ class RevocationEndpoint(BaseRevocationEndpoint):
         return 200, "", [("Cache-Control", "no-store")]
 
 
+# --- RFC 7662 introspection: two doors (Authlib's endpoint below, and the lean lane in
+# protocol/lean_resource.py) both answer with ``introspection``, so they cannot disagree.
+
+
+def introspection(client, token: str, hint: str | None) -> dict:
+    """The RFC 7662 answer to an authenticated ``client`` for ``token``: the claims of a live
+    token it may see, else ``{"active": false}``. In the app context; reads only."""
+    payload = query_token(token, hint)
+    if payload is None or not check_permission(payload, client):
+        return {"active": False}
+    return payload
+
+
+def check_permission(token: dict, client) -> bool:
+    """The client a token was issued to, or (an access token) the resource server of an API
+    in its ``aud``, may see it."""
+    if token.get("client_id") == client.client_id:
+        return True
+    if token.get("token_type") == REFRESH_TOKEN:
+        return False  # a refresh token is only ever for its own client
+    return resource_servers.serves(client, token.get("aud"))
+
+
+def query_token(token_string: str, token_type_hint: str | None) -> dict | None:
+    """The introspection payload of a live token, else None."""
+    for kind in _lookup_order(token_type_hint):
+        if kind == REFRESH_TOKEN:
+            payload = _refresh_token_payload(token_string)
+        else:
+            payload = _access_token_payload(token_string)
+        if payload is not None:
+            return payload
+    return None
+
+
+def _access_token_payload(token: str) -> dict | None:
+    if not _looks_like_jwt(token):
+        return None
+    try:
+        verified = verify_access_token(token)
+    except InvalidTokenError:
+        return None
+    claims = verified.claims
+    payload = {"active": True, "token_type": "Bearer"}
+    for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"):
+        if name in claims:
+            payload[name] = claims[name]
+    if verified.user is not None:
+        payload["username"] = verified.user.email
+    return payload
+
+
+def _refresh_token_payload(token: str) -> dict | None:
+    record = _find_refresh_token(token)
+    if record is None or record.row.rotated_at is not None:
+        return None
+    session = record.session
+    if session.revoked_at is not None:
+        return None
+    user = row_by(User.id, session.user_id)
+    if user is None or user.disabled:
+        return None
+    created = record.row.created_at.replace(tzinfo=dt.UTC)
+    return {
+        "active": True,
+        "token_type": REFRESH_TOKEN,
+        "scope": session.scope,
+        "client_id": session.client_id,
+        "sub": user.id,
+        "username": user.email,
+        "iss": current_app.config["ISSUER"],
+        "iat": int(created.timestamp()),
+    }
+
+
 class IntrospectionEndpoint(BaseIntrospectionEndpoint):
     """RFC 7662 for confidential clients. A token is active only to the client it was issued
     to and, for an access token, to the resource server of an API in its ``aud``
@@ -154,72 +231,10 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):
 
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
-    def authenticate_token(self, request, client):
-        token = _token_param(request)
-        return self.query_token(token, request.form.get("token_type_hint"))
-
-    def check_permission(self, token: dict, client, request) -> bool:
-        if token.get("client_id") == client.client_id:
-            return True
-        if token.get("token_type") == REFRESH_TOKEN:
-            return False  # a refresh token is only ever for its own client
-        return resource_servers.serves(client, token.get("aud"))
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> dict | None:
-        """The introspection payload of a live token, else None."""
-        for kind in _lookup_order(token_type_hint):
-            if kind == REFRESH_TOKEN:
-                payload = self._refresh_token_payload(token_string)
-            else:
-                payload = self._access_token_payload(token_string)
-            if payload is not None:
-                return payload
-        return None
-
-    def _access_token_payload(self, token: str) -> dict | None:
-        if not _looks_like_jwt(token):
-            return None
-        try:
-            verified = verify_access_token(token)
-        except InvalidTokenError:
-            return None
-        claims = verified.claims
-        payload = {"active": True, "token_type": "Bearer"}
-        for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"):
-            if name in claims:
-                payload[name] = claims[name]
-        if verified.user is not None:
-            payload["username"] = verified.user.email
-        return payload
-
-    def _refresh_token_payload(self, token: str) -> dict | None:
-        record = _find_refresh_token(token)
-        if record is None or record.row.rotated_at is not None:
-            return None
-        session = record.session
-        if session.revoked_at is not None:
-            return None
-        user = User.get_or_none(User.id == session.user_id)
-        if user is None or user.disabled:
-            return None
-        created = record.row.created_at.replace(tzinfo=dt.UTC)
-        return {
-            "active": True,
-            "token_type": REFRESH_TOKEN,
-            "scope": session.scope,
-            "client_id": session.client_id,
-            "sub": user.id,
-            "username": user.email,
-            "iss": current_app.config["ISSUER"],
-            "iat": int(created.timestamp()),
-        }
-
     def create_endpoint_response(self, request):
         client = self.authenticate_endpoint_client(request)
-        payload = self.authenticate_token(request, client)
-        if payload is None or not self.check_permission(payload, client, request):
-            payload = {"active": False}
-        return 200, payload, NO_STORE
+        token = _token_param(request)
+        return 200, introspection(client, token, request.form.get("token_type_hint")), NO_STORE
 
 
 def register_endpoints(server) -> None:

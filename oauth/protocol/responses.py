@@ -46,10 +46,9 @@ def no_store(payload: dict, status: int = 200):
 
 def bearer_token(*, form: bool = True) -> str | None:
     """The RFC 6750 bearer token of this request: the header, or (``form``) a form field."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+    token = header_bearer_token(request.headers.get("Authorization"))
+    if token:
+        return token
     if (
         form
         and request.method == "POST"
@@ -57,6 +56,13 @@ def bearer_token(*, form: bool = True) -> str | None:
     ):
         return request.form.get("access_token")
     return None
+
+
+def header_bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1), else None."""
+    scheme, _, value = (authorization or "").partition(" ")
+    value = value.strip()
+    return value if value and scheme.lower() == "bearer" else None
 
 
 def basic_client_id() -> str | None:

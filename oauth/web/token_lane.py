@@ -22,6 +22,7 @@ from oauth.protocol import lean_token
 from oauth.web import issuer_host
 from oauth.web.errors import MESSAGES
 from oauth.web.headers import security_headers
+from oauth.web.resource_lane import ResourceLane
 from oauth.web.wellknown import DocumentLane
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ def _path(environ) -> str:
 
 
 def init_app(app: Flask, instruments) -> None:
-    """Put the lanes between the request instruments and Flask: the token endpoint's and the
-    well-known documents' (``web/wellknown.py``)."""
-    instruments.wsgi_app = DocumentLane(app, TokenLane(app, instruments.wsgi_app))
+    """Put the lanes between the request instruments and Flask: the token endpoint's, the
+    well-known documents' (``web/wellknown.py``) and UserInfo's and introspection's
+    (``web/resource_lane.py``)."""
+    instruments.wsgi_app = DocumentLane(
+        app, TokenLane(app, ResourceLane(app, instruments.wsgi_app))
+    )
