@@ -371,3 +371,21 @@ def test_the_document_lane_follows_a_key_rotation(app, client, runner):
 def test_other_methods_on_documents_go_to_flask(client):
     assert client.post("/.well-known/jwks.json").status_code == 405
     assert client.head("/.well-known/jwks.json").status_code == 200
+
+
+def test_the_lane_saves_the_hook_statistics_as_flask_does(make_app, plugin_dir, monkeypatch):
+    from oauth.plugins import stats
+    from oauth.storage.models import HookStat
+
+    (plugin_dir / "tenant.py").write_text(PLUGIN)
+    app = make_app(PLUGINS_DIR=str(plugin_dir))
+    client_id, secret = setup_m2m(app)
+    monkeypatch.setattr(stats, "FLUSH_SECONDS", 0)  # as if the interval had passed
+    response = post(
+        app.test_client(), f"grant_type=client_credentials&audience={API}",
+        {**basic_auth_header(client_id, secret), "X-Tenant": "acme"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    with app.app_context():
+        saved = {(row.hook, row.calls) for row in HookStat.select()}
+    assert ("customize_access_token", 1) in saved  # written by the lane's request itself

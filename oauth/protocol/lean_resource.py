@@ -19,15 +19,11 @@ authentication, stay in one place.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from oauth import logs
 from oauth.plugins.host import PluginError
 from oauth.protocol import userinfo
 from oauth.protocol.endpoints import MAX_TOKEN_LENGTH, introspection
-from oauth.protocol.lean_token import FORM_TYPE, Answer, secure_transport
-from oauth.protocol.lean_token import _authenticated_client as authenticated_client
-from oauth.protocol.lean_token import _credentials as client_credentials
+from oauth.protocol.lean_token import Answer, authenticated, parse_form, secure_transport
 from oauth.protocol.responses import PLUGIN_FAILED, header_bearer_token
 
 USERINFO_PATH = "/oauth/userinfo"
@@ -67,32 +63,9 @@ def userinfo_answer(token: str) -> Answer | None:
 # --- introspection ---------------------------------------------------------------------------
 
 
-def form_length(content_type: str | None, length: str | None) -> int | None:
-    """The body's length when it is a small urlencoded form the lane may read, else None."""
-    if not content_type or not length or not length.isdigit():
-        return None
-    if content_type.partition(";")[0].strip().lower() != FORM_TYPE:
-        return None
-    size = int(length)
-    return size if 0 < size <= MAX_BODY else None
-
-
-def strict_form(body: bytes, parameters: frozenset[str] = PARAMETERS) -> dict[str, str] | None:
-    """The form's fields, or None unless each is one of ``parameters``, sent once, not empty
-    (lean_token's rules for its own parameters)."""
-    try:
-        pairs = parse_qsl(
-            body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
-            max_num_fields=len(parameters), encoding="utf-8", errors="strict",
-        )  # fmt: skip
-    except (ValueError, UnicodeError):
-        return None
-    form = dict(pairs)
-    if len(form) != len(pairs) or not parameters.issuperset(form):
-        return None
-    if not all(value and "\x00" not in value for value in form.values()):
-        return None
-    return form
+def strict_form(body: bytes) -> dict[str, str] | None:
+    """The introspection form's fields (lean_token's rules: known, once, not empty), or None."""
+    return parse_form(body, PARAMETERS)
 
 
 def introspection_answer(form: dict, authorization: str | None, origin: str) -> Answer | None:
@@ -102,9 +75,9 @@ def introspection_answer(form: dict, authorization: str | None, origin: str) -> 
     token = form.get("token")
     if token is None or not secure_transport(origin):
         return None
-    credentials = client_credentials(authorization, form)
-    client = authenticated_client(credentials) if credentials else None
-    if client is None:
+    found = authenticated(authorization, form, public=False)
+    if found is None:
         return None
+    client = found[0]
     logs.note(client_id=client.client_id)  # as the full endpoint's client authentication does
     return Answer(200, introspection(client, token, form.get("token_type_hint")), NO_STORE)

@@ -101,25 +101,33 @@ def secure_transport(origin: str) -> bool:
 
 def eligible(method: str, path: str, content_type: str | None, length: str | None) -> bool:
     """A request the lane may read: a POST to the token endpoint with a small form body."""
-    if method != "POST" or path != TOKEN_PATH or not length or not content_type:
+    if method != "POST" or path != TOKEN_PATH:
         return False
+    return form_length(content_type, length, MAX_BODY) is not None
+
+
+def form_length(content_type: str | None, length: str | None, max_body: int) -> int | None:
+    """The body's length when it is an urlencoded form of at most ``max_body`` bytes."""
+    if not content_type or not length or not length.isdigit():
+        return None
     if content_type.partition(";")[0].strip().lower() != FORM_TYPE:
-        return False
-    return length.isdigit() and 0 < int(length) <= MAX_BODY
+        return None
+    size = int(length)
+    return size if 0 < size <= max_body else None
 
 
-def parse_form(body: bytes) -> dict[str, str] | None:
-    """The form's fields, or None unless each is a known parameter, sent once, not empty."""
+def parse_form(body: bytes, parameters: frozenset[str] = PARAMETERS) -> dict[str, str] | None:
+    """The form's fields, or None unless each is one of ``parameters``, sent once, not empty."""
     try:
         pairs = parse_qsl(
             body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
-            max_num_fields=len(PARAMETERS),
+            max_num_fields=len(parameters),
             encoding="utf-8", errors="strict",
         )  # fmt: skip
     except (ValueError, UnicodeError):
         return None
     form = dict(pairs)
-    if len(form) != len(pairs) or not PARAMETERS.issuperset(form):
+    if len(form) != len(pairs) or not parameters.issuperset(form):
         return None
     if not all(value and "\x00" not in value for value in form.values()):
         return None
@@ -170,6 +178,16 @@ def _authenticated_client(credentials: tuple[str, str, str]):
     return client if method == NONE or client.check_client_secret(secret) else None
 
 
+def authenticated(authorization: str | None, form: dict, *, public: bool):
+    """(client, method) when the client authenticated in exactly one way and it checks: a
+    confidential client's secret, or (``public``) a public client's ``client_id`` alone."""
+    credentials = _credentials(authorization, form)
+    if credentials is None or (credentials[2] == NONE and not public):
+        return None
+    client = _authenticated_client(credentials)
+    return (client, credentials[2]) if client is not None else None
+
+
 def answer(
     form: dict, authorization: str | None, origin: str, uri: str, headers, ip: str | None
 ) -> Answer | None:
@@ -182,19 +200,16 @@ def answer(
     parameters = GRANT_PARAMETERS.get(grant_type)
     if parameters is None or not parameters.issuperset(form) or not secure_transport(origin):
         return None
-    credentials = _credentials(authorization, form)
-    client = _authenticated_client(credentials) if credentials else None
-    if client is None:
+    found = authenticated(authorization, form, public=grant_type != grant.GRANT_TYPE)
+    if found is None:
         return None
     request = LeanRequest(uri, headers, form)
-    request.client, request.auth_method = client, credentials[2]
-    logs.note(client_id=client.client_id)
+    request.client, request.auth_method = found
+    logs.note(client_id=request.client.client_id)
     if grant_type != grant.GRANT_TYPE:
         audit.from_address(ip)
         return Answer(*lean_grants.answer(grant_type, request))
-    if credentials[2] == NONE:
-        return None
-    return _client_credentials(client, form, request, ip)
+    return _client_credentials(request.client, form, request, ip)
 
 
 def _client_credentials(client, form: dict, request: LeanRequest, ip: str | None):

@@ -20,7 +20,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from oauth import logs
 from oauth.plugins.host import host as plugin_host
 from oauth.protocol import lean_resource
-from oauth.protocol.lean_token import Answer
+from oauth.protocol.lean_token import Answer, form_length
 from oauth.web import issuer_host
 from oauth.web.errors import MESSAGES
 from oauth.web.headers import security_headers
@@ -66,8 +66,8 @@ class ResourceLane:
     def _introspection(self, environ, start_response):
         length = None
         if environ.get("REQUEST_METHOD") == "POST":
-            length = lean_resource.form_length(
-                environ.get("CONTENT_TYPE"), environ.get("CONTENT_LENGTH")
+            length = form_length(
+                environ.get("CONTENT_TYPE"), environ.get("CONTENT_LENGTH"), lean_resource.MAX_BODY
             )
         if length is None:
             return self.wsgi_app(environ, start_response)

@@ -18,6 +18,7 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import HTTP_STATUS_CODES
 
 from oauth import logs
+from oauth.plugins.host import host as plugin_host
 from oauth.protocol import lean_token
 from oauth.web import issuer_host
 from oauth.web.errors import MESSAGES
@@ -72,7 +73,7 @@ class TokenLane:
         try:
             with self.app.app_context():
                 origin = _origin(environ)
-                return lean_token.answer(
+                answer = lean_token.answer(
                     form,
                     environ.get("HTTP_AUTHORIZATION"),
                     origin,
@@ -80,6 +81,9 @@ class TokenLane:
                     EnvironHeaders(environ),
                     environ.get("REMOTE_ADDR"),
                 )
+                if answer is not None:
+                    plugin_host().stats.maybe_flush()  # the after_request hook Flask runs
+                return answer
         except Exception:  # what Flask would do: log it, answer 500 (never the details)
             log.exception("Exception on /oauth/token [POST]")
             return lean_token.Answer(500, SERVER_ERROR)
