@@ -11,23 +11,17 @@ Authlib's through Flask's for introspection); otherwise a body read is put back 
 from __future__ import annotations
 
 import io
-import logging
-from collections.abc import Callable
 
 from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
 from oauth import logs
-from oauth.plugins.host import host as plugin_host
 from oauth.protocol import lean_resource
 from oauth.protocol.lean_token import Answer, form_length
 from oauth.web import issuer_host
-from oauth.web.errors import MESSAGES
 from oauth.web.headers import security_headers
+from oauth.web.lane import answer_in_app, origin
 
-log = logging.getLogger(__name__)
-
-SERVER_ERROR = {"error": "server_error", "error_description": MESSAGES[500]}
 JSON = ("Content-Type", "application/json")
 CORS = ("Access-Control-Allow-Origin", "*")
 NO_STORE = ("Cache-Control", "no-store")
@@ -57,7 +51,11 @@ class ResourceLane:
             environ.get("HTTP_TRANSFER_ENCODING"),
             environ.get("HTTP_AUTHORIZATION"),
         )
-        answer = self._answer(environ, lean_resource.userinfo_answer, token) if token else None
+        answer = (
+            answer_in_app(self.app, environ, lean_resource.userinfo_answer, token)
+            if token
+            else None
+        )
         if answer is None:
             return self.wsgi_app(environ, start_response)
         body = self._flask_json(answer.payload)
@@ -75,9 +73,9 @@ class ResourceLane:
         form = lean_resource.strict_form(body) if len(body) == length else None
         answer = None
         if form is not None:
-            answer = self._answer(
-                environ, lean_resource.introspection_answer,
-                form, environ.get("HTTP_AUTHORIZATION"), _origin(environ),
+            answer = answer_in_app(
+                self.app, environ, lean_resource.introspection_answer,
+                form, environ.get("HTTP_AUTHORIZATION"), origin(environ),
             )  # fmt: skip
         if answer is None:
             environ["wsgi.input"] = io.BytesIO(body)
@@ -85,18 +83,6 @@ class ResourceLane:
         # Authlib's handle_response: flask.json.dumps, the app's provider (sorted keys)
         data = self.app.json.dumps(answer.payload).encode("utf-8")
         return self._send(environ, start_response, "api.introspect", answer, data)
-
-    def _answer(self, environ, answer: Callable[..., Answer | None], *args) -> Answer | None:
-        try:
-            with self.app.app_context():
-                result = answer(*args)
-                if result is not None:
-                    plugin_host().stats.maybe_flush()  # the after_request hook Flask runs
-                return result
-        except Exception:  # what Flask would do: log it, answer 500 (never the details)
-            path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
-            log.exception("Exception on %s [%s]", path, method)
-            return Answer(500, SERVER_ERROR)
 
     def _flask_json(self, payload: dict) -> bytes:
         """The bytes of Flask's ``jsonify(payload)`` (sorted keys, compact unless debugging,
@@ -124,8 +110,3 @@ class ResourceLane:
             extra = answer.headers or [NO_STORE]
             headers = self._headers[key] = (JSON, *extra, CORS, *security_headers(self.app.config))
         return headers
-
-
-def _origin(environ) -> str:
-    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
-    return f"{environ['wsgi.url_scheme']}://{host}"

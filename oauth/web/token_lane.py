@@ -2,7 +2,7 @@
 request id, the log line and the metrics are the same) and in front of Flask.
 
 A POST to ``/oauth/token`` with a small urlencoded body is read here; when
-``protocol/lean_token.py`` can answer it in full (a valid client-credentials request) the
+``protocol/lean_token.py`` can answer it (a well-formed request of an authenticated client) the
 answer goes out from here, with every header Flask would add; otherwise the body is put back
 and Flask answers, unchanged. ``LEAN_TOKEN_LANE = False`` sends every request to Flask.
 """
@@ -11,25 +11,20 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 
 from flask import Flask
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import HTTP_STATUS_CODES
 
 from oauth import logs
-from oauth.plugins.host import host as plugin_host
 from oauth.protocol import lean_token
 from oauth.web import issuer_host
-from oauth.web.errors import MESSAGES
 from oauth.web.headers import security_headers
+from oauth.web.lane import answer_in_app, origin
 from oauth.web.resource_lane import ResourceLane
 from oauth.web.wellknown import DocumentLane
 
-log = logging.getLogger(__name__)
-
 ENDPOINT = "api.token"
-SERVER_ERROR = {"error": "server_error", "error_description": MESSAGES[500]}
 
 
 class TokenLane:
@@ -70,28 +65,12 @@ class TokenLane:
         return [data]
 
     def _answer(self, environ, form: dict) -> lean_token.Answer | None:
-        try:
-            with self.app.app_context():
-                origin = _origin(environ)
-                answer = lean_token.answer(
-                    form,
-                    environ.get("HTTP_AUTHORIZATION"),
-                    origin,
-                    origin + _path(environ),
-                    EnvironHeaders(environ),
-                    environ.get("REMOTE_ADDR"),
-                )
-                if answer is not None:
-                    plugin_host().stats.maybe_flush()  # the after_request hook Flask runs
-                return answer
-        except Exception:  # what Flask would do: log it, answer 500 (never the details)
-            log.exception("Exception on /oauth/token [POST]")
-            return lean_token.Answer(500, SERVER_ERROR)
-
-
-def _origin(environ) -> str:
-    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
-    return f"{environ['wsgi.url_scheme']}://{host}"
+        request_origin = origin(environ)
+        return answer_in_app(
+            self.app, environ, lean_token.answer,
+            form, environ.get("HTTP_AUTHORIZATION"), request_origin,
+            request_origin + _path(environ), EnvironHeaders(environ), environ.get("REMOTE_ADDR"),
+        )  # fmt: skip
 
 
 def _path(environ) -> str:
