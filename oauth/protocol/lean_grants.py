@@ -14,10 +14,8 @@ from __future__ import annotations
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 
 from oauth import metrics
-from oauth.plugins.hookspecs import TokenDenied
-from oauth.plugins.host import PluginError
 from oauth.protocol import grants
-from oauth.protocol.responses import PLUGIN_FAILED
+from oauth.protocol.responses import HOOK_ERRORS, hook_error
 from oauth.protocol.server import authorization_server
 
 GRANTS = {
@@ -42,13 +40,7 @@ def answer(grant_type: str, request) -> tuple[int, dict, list[tuple[str, str]]]:
     except OAuth2Error as error:
         status, body, headers = error()
         return status, body, [h for h in headers if h[0].lower() not in OWN_HEADERS]
-    except TokenDenied as denial:
-        return denial.status_code, _error(denial.error, denial.description), []
-    except PluginError:
-        return 500, _error("server_error", PLUGIN_FAILED), []
+    except HOOK_ERRORS as error:
+        return *hook_error(error), []
     metrics.count_token(grant_type)
     return status, token, [h for h in headers if h[0].lower() not in OWN_HEADERS]
-
-
-def _error(error: str, description: str) -> dict:
-    return {"error": error, "error_description": description}

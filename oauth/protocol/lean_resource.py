@@ -24,7 +24,7 @@ from oauth.plugins.host import PluginError
 from oauth.protocol import userinfo
 from oauth.protocol.endpoints import MAX_TOKEN_LENGTH, introspection
 from oauth.protocol.lean_token import Answer, authenticated, parse_form, secure_transport
-from oauth.protocol.responses import PLUGIN_FAILED, header_bearer_token
+from oauth.protocol.responses import header_bearer_token, hook_error
 
 USERINFO_PATH = "/oauth/userinfo"
 INTROSPECTION_PATH = "/oauth/introspect"
@@ -55,8 +55,8 @@ def userinfo_answer(token: str) -> Answer | None:
         return None
     try:
         claims = userinfo.claims(verified)
-    except PluginError:
-        return Answer(500, {"error": "server_error", "error_description": PLUGIN_FAILED})
+    except PluginError as failure:
+        return Answer(*hook_error(failure))
     return Answer(200, claims)
 
 

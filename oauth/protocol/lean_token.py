@@ -28,11 +28,9 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, OAuth2Request
 
 from oauth import audit, logs, metrics
-from oauth.plugins.hookspecs import TokenDenied
-from oauth.plugins.host import PluginError
 from oauth.protocol import client_credentials as grant
 from oauth.protocol import lean_grants
-from oauth.protocol.responses import PLUGIN_FAILED
+from oauth.protocol.responses import HOOK_ERRORS, hook_error
 from oauth.registry import clients
 
 TOKEN_PATH = "/oauth/token"
@@ -220,13 +218,7 @@ def _client_credentials(client, form: dict, request: LeanRequest, ip: str | None
         return None
     try:
         token = grant.issue_token(client, api, scopes, request.auth_method, request, ip=ip)
-    except TokenDenied as denial:
-        return _error(denial.status_code, denial.error, denial.description)
-    except PluginError:
-        return _error(500, "server_error", PLUGIN_FAILED)
+    except HOOK_ERRORS as error:
+        return Answer(*hook_error(error))
     metrics.count_token(grant.GRANT_TYPE)
     return Answer(200, token, [("Pragma", "no-cache")])
-
-
-def _error(status: int, error: str, description: str) -> Answer:
-    return Answer(status, {"error": error, "error_description": description})

@@ -6,6 +6,9 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import current_app, jsonify, request
 
+from oauth.plugins.hookspecs import TokenDenied
+from oauth.plugins.host import PluginError
+
 # Paths that answer clients in JSON, errors included (never an HTML page).
 JSON_PATHS = (
     "/oauth/token",
@@ -17,11 +20,24 @@ JSON_PATHS = (
 
 # The client learns that a plugin failed, never which one: that is in the server log.
 PLUGIN_FAILED = "The server could not complete the request; see the server log."
+HOOK_ERRORS = (TokenDenied, PluginError)  # what a token or UserInfo hook may raise
+
+
+def hook_error(error: Exception) -> tuple[int, dict]:
+    """The status and RFC 6749 body answering one of ``HOOK_ERRORS``: a plugin's refusal as
+    it worded it, a plugin's failure as a 500 that does not name the plugin."""
+    if isinstance(error, TokenDenied):
+        return error.status_code, error_body(error.error, error.description)
+    return 500, error_body("server_error", PLUGIN_FAILED)
+
+
+def error_body(error: str, description: str) -> dict:
+    return {"error": error, "error_description": description}
 
 
 def oauth_error(status: int, error: str, description: str, headers: dict | None = None):
     """An RFC 6749 §5.2 error response, never cached."""
-    response = jsonify(error=error, error_description=description)
+    response = jsonify(error_body(error, description))
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():

@@ -9,15 +9,15 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from oauth import metrics
-from oauth.plugins.hookspecs import TokenDenied
 from oauth.plugins.host import PluginError
 from oauth.protocol import registration
 from oauth.protocol import userinfo as userinfo_protocol
 from oauth.protocol.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from oauth.protocol.responses import (
-    PLUGIN_FAILED,
+    HOOK_ERRORS,
     basic_client_id,
     bearer_token,
+    hook_error,
     invalid_token,
     no_store,
     oauth_error,
@@ -69,8 +69,9 @@ def _one_client_per_request():
     return None
 
 
-def _plugin_failed(failure: PluginError):
-    return oauth_error(500, "server_error", PLUGIN_FAILED)
+def _hook_error(error: Exception):
+    status, body = hook_error(error)
+    return oauth_error(status, body["error"], body["error_description"])
 
 
 @bp.route("/token", methods=["POST"])
@@ -81,10 +82,8 @@ def token():
     # plugin therefore leaves nothing consumed and no refresh token rotated.
     try:
         response = authorization_server().create_token_response()
-    except TokenDenied as denial:
-        return oauth_error(denial.status_code, denial.error, denial.description)
-    except PluginError as failure:
-        return _plugin_failed(failure)
+    except HOOK_ERRORS as error:
+        return _hook_error(error)
     if response.status_code == 200:
         metrics.count_token(request.form.get("grant_type"))
     return response
@@ -100,7 +99,7 @@ def userinfo():
     try:
         claims = userinfo_protocol.claims(verified)
     except PluginError as failure:
-        return _plugin_failed(failure)
+        return _hook_error(failure)
     response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
     return response
