@@ -23,6 +23,7 @@ from flask.globals import _cv_app
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from oauth.config import ConfigError
+from oauth.storage.sqlite_writers import QueuedWritersSqliteDatabase, WriterLock
 
 EXTENSION = "portcullis.database"
 # What this process did to the database at start-up, for ``flask init-db`` to report.
@@ -72,6 +73,15 @@ SQLITE_PRAGMAS = {
     "cache_size": -2000,
 }
 STARTUP_LOCK_WAIT = 15.0
+WRITE_WAIT = 10.0  # seconds a writer waits for the others (SQLite's busy_timeout is the same)
+
+
+class PooledQueuedSqliteDatabase(QueuedWritersSqliteDatabase, PooledSqliteDatabase):
+    """The pool of SQLite connections; write transactions queue in ``sqlite_writers``."""
+
+    def __init__(self, database, **kwargs) -> None:
+        super().__init__(database, **kwargs)
+        self.writers = WriterLock(database, WRITE_WAIT)
 
 
 def connect_database(url: str) -> peewee.Database:
@@ -91,7 +101,7 @@ def connect_database(url: str) -> peewee.Database:
             )
         # A pool, so a request does not pay for opening the file, five PRAGMAs and the WAL
         # checkpoint that closing the last connection triggers.
-        return PooledSqliteDatabase(
+        return PooledQueuedSqliteDatabase(
             path,
             pragmas=SQLITE_PRAGMAS,
             timeout=10,
