@@ -18,6 +18,7 @@ import hmac
 import re
 import time
 
+import peewee
 from authlib.common.encoding import urlsafe_b64encode
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
@@ -35,7 +36,7 @@ from oauth.protocol import resources
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
-from oauth.storage.compiled import execute, insert, row_by
+from oauth.storage.compiled import execute, insert, joined, row_by
 from oauth.storage.db import write_transaction
 from oauth.storage.models import AuthorizationRequest, Client, OAuthSession, User, new_uuid, utcnow
 from oauth.tokens import issue, refresh
@@ -101,6 +102,28 @@ def _consumed(session_id: str, row_id: str):
     return AuthorizationRequest.update(changes).where(AuthorizationRequest.id == row_id)
 
 
+def _consumed_if_redeemable(session_id: str, row_id: str, now):
+    """Consume the code if it is still approved and unexpired and its user active."""
+    active_user = User.select(User.id).where(
+        (User.id == AuthorizationRequest.user) & (User.disabled == False)  # noqa: E712
+    )
+    return _consumed(session_id, row_id).where(
+        (AuthorizationRequest.status == "approved")
+        & (AuthorizationRequest.expires_at >= now)
+        & peewee.fn.EXISTS(active_user)
+    )
+
+
+def _code(code_hash):
+    query = AuthorizationRequest.select(AuthorizationRequest, User)
+    query = query.join(User, peewee.JOIN.LEFT_OUTER, on=(AuthorizationRequest.user == User.id))
+    return query.where(AuthorizationRequest.code_hash == code_hash)
+
+
+class _Changed(Exception):
+    """The code changed since validation: roll back and redeem it the careful way."""
+
+
 def _active_user(user_id: str, description: str) -> User:
     user = row_by(User.id, user_id)
     if user is None or user.disabled:
@@ -114,15 +137,18 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def validate_token_request(self):
         client, code = _authenticate(self, "authorization_code", "code")
-        row = row_by(AuthorizationRequest.code_hash, sha256_hex(code))
+        found = joined((AuthorizationRequest, User), "grants.code.find", _code, sha256_hex(code))
+        row, user = found[0] if found else (None, None)
         if row is None or row.client_id != client.client_id:
             raise InvalidGrantError("The authorization code is invalid.")
         self._check_redeemable(row)
         self._check_redirect_uri(row)
         self._check_code_verifier(row)
         check_resource(self, resources.audience_of(row.resource))
+        if user.id is None or user.disabled:  # no user: the join found none
+            raise InvalidGrantError(self.INACTIVE_USER)
         self.request.client = client
-        self.request.user = _active_user(row.user_id, self.INACTIVE_USER)
+        self.request.user = user
         self.request.authorization_code = row
 
     def _check_redeemable(self, row: AuthorizationRequest) -> None:
@@ -182,9 +208,24 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         context = _context(self, "authorization_code", session, session.scopes)
         token, claims = issue.user_tokens(context, nonce=row.nonce)  # every hook, no lock
-        in_write_transaction(lambda: self._redeem(row.id, context, token))
+        try:
+            in_write_transaction(lambda: self._redeem_unchanged(row.id, context, token))
+        except _Changed:
+            in_write_transaction(lambda: self._redeem(row.id, context, token))
         _issued(context, "authorization_code", claims)
         return 200, token, self.TOKEN_RESPONSE_HEADER
+
+    def _redeem_unchanged(self, row_id: str, context: TokenContext, token: dict) -> None:
+        """In the write transaction, the common case in three writes: the session, then the
+        code consumed if it is as validated (else ``_Changed`` undoes the session)."""
+        insert(context.session)
+        at = AuthorizationRequest.expires_at.db_value(utcnow())
+        if not execute(
+            "grants.code.redeemed", _consumed_if_redeemable, context.session.id, row_id, at
+        ):
+            raise _Changed
+        issue.add_refresh_token(token, context)
+        _used(context.user, context.client)
 
     def _redeem(self, row_id: str, context: TokenContext, token: dict) -> None:
         """In the write transaction: the code is still unused (else this is a replay, as a
@@ -241,12 +282,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def validate_token_request(self):
         client, plain = _authenticate(self, "refresh_token", "refresh_token")
-        row, session = refresh.find(plain, client)
+        row, session, user = refresh.find(plain, client)
         if not refresh.may_be_spent(row):
             # A replay past the reuse interval: no token to issue, so no hook to run first.
             in_write_transaction(lambda: refresh.spend(plain, client))
         check_resource(self, session.audience)
-        user = _active_user(session.user_id, self.INACTIVE_USER)
+        if user.disabled:
+            raise InvalidGrantError(self.INACTIVE_USER)
         requested = parse_scope(self.request.form.get("scope"))
         if requested and not set(requested) <= set(session.scopes):
             raise InvalidScopeError("The requested scope exceeds what was granted.")
@@ -254,6 +296,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         self.request.user = user
         self.request.refresh_token_plain = plain
         self.request.oauth_session = session
+        self.request.rotation = refresh.prepare(plain, row, session)
         self.request.narrowed_scopes = requested or None
 
     def create_token_response(self):
@@ -266,10 +309,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
     def _rotate(self, context: TokenContext, token: dict) -> None:
-        """In the write transaction: spend the token, locked again (a concurrent rotation
-        meanwhile is a replay within the interval, or reuse), and add its successor."""
+        """In the write transaction: spend the token as prepared, or (a concurrent rotation
+        meanwhile, a replay within the interval, or reuse) locked again, and add its
+        successor. A disabled user's sessions are revoked with the user (accounts/admin.py),
+        which ``spend`` sees under the lock."""
         plain, client = self.request.refresh_token_plain, self.request.client
-        user = _active_user(context.session.user_id, self.INACTIVE_USER)
-        next_plain = refresh.spend(plain, client)
+        next_plain = refresh.spend(plain, client, self.request.rotation)
         issue.add_refresh_token(token, context, refresh_token=next_plain)
-        _used(user, client)
+        _used(context.user, client)

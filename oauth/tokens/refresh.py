@@ -13,16 +13,18 @@ import base64
 import datetime as dt
 import hashlib
 import os
+from dataclasses import dataclass, field
 
+import peewee
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
 
 from oauth import audit, metrics
 from oauth.security import random_token, sha256_hex
-from oauth.storage.compiled import execute, row_by
+from oauth.storage.compiled import execute, joined, row_by
 from oauth.storage.db import database
-from oauth.storage.models import Client, OAuthSession, RefreshToken, utcnow
+from oauth.storage.models import Client, OAuthSession, RefreshToken, User, utcnow
 
 MAX_SUCCESSORS = 64
 SESSION_TOUCH = dt.timedelta(minutes=1)  # how stale a session's last use may be
@@ -31,11 +33,12 @@ SESSION_TOUCH = dt.timedelta(minutes=1)  # how stale a session's last use may be
 def new_refresh_token(session: OAuthSession, parent: RefreshToken | None = None) -> str:
     """A fresh token of ``session``, stored as its hash: the plain value (shown once)."""
     plain = random_token(32)
-    execute(
-        "refresh.token.new", _new_token,
-        session.id, sha256_hex(plain), parent.id if parent is not None else None, _at(utcnow()),
-    )  # fmt: skip
+    _store_token(session.id, plain, parent.id if parent is not None else None, _at(utcnow()))
     return plain
+
+
+def _store_token(session_id: str, plain: str, parent_id, created_at) -> None:
+    execute("refresh.token.new", _new_token, session_id, sha256_hex(plain), parent_id, created_at)
 
 
 def _new_token(session_id, token_hash, parent_id, created_at):
@@ -60,22 +63,40 @@ def open_successor(token: str, ciphertext: str) -> str:
     return AESGCM(_successor_key(token)).decrypt(raw[:12], raw[12:], None).decode()
 
 
-def find(plain: str, client: Client) -> tuple[RefreshToken, OAuthSession]:
-    """The token row and its session (plain reads, no lock), or ``invalid_grant``."""
-    return _find(plain, client, locked=False)
+def find(plain: str, client: Client) -> tuple[RefreshToken, OAuthSession, User]:
+    """The token row, its session and the session's user (one read, no lock), or
+    ``invalid_grant``."""
+    rows = joined((RefreshToken, OAuthSession, User), "refresh.find", _found, sha256_hex(plain))
+    if not rows:
+        raise InvalidGrantError("The refresh token is invalid.")
+    row, session, user = rows[0]
+    _check_session(session, client)
+    return row, session, user
+
+
+def _found(token_hash):
+    query = RefreshToken.select(RefreshToken, OAuthSession, User)
+    query = query.join(OAuthSession).join(User, on=(OAuthSession.user == User.id))
+    return query.where(RefreshToken.token_hash == token_hash)
 
 
 def _find(plain: str, client: Client, *, locked: bool) -> tuple[RefreshToken, OAuthSession]:
-    # Compiled once (storage/compiled.py): these run twice on every refresh.
+    # Compiled once (storage/compiled.py).
     row = row_by(RefreshToken.token_hash, sha256_hex(plain), locked=locked)
     if row is None:
         raise InvalidGrantError("The refresh token is invalid.")
     session = row_by(OAuthSession.id, row.session_id, locked=locked)
-    if session is None or session.client_id != client.client_id:
+    if session is None:
+        raise InvalidGrantError("The refresh token is invalid.")
+    _check_session(session, client)
+    return row, session
+
+
+def _check_session(session: OAuthSession, client: Client) -> None:
+    if session.client_id != client.client_id:
         raise InvalidGrantError("The refresh token is invalid.")
     if session.revoked_at is not None:
         raise InvalidGrantError("The refresh token was revoked.")
-    return row, session
 
 
 def may_be_spent(row: RefreshToken) -> bool:
@@ -88,24 +109,73 @@ def _within_interval(row: RefreshToken) -> bool:
     return interval > 0 and utcnow() - row.rotated_at <= dt.timedelta(seconds=interval)
 
 
-def spend(plain: str, client: Client) -> str:
-    """In the caller's write transaction: lock ``plain``'s row and session (again: they may
-    have changed since ``find``) and spend it: the refresh token the client gets next.
+@dataclass
+class Rotation:
+    """A rotation of a token ``find`` saw live, worked out before the write lock: its
+    successor, sealed under it, and the moment (``spend`` writes it in two statements)."""
 
-    A live token rotates; a rotated one within the reuse interval gives the current one;
-    any other replay revokes the session and answers ``invalid_grant`` (the caller commits
-    the revocation before answering).
+    plain: str
+    row: RefreshToken
+    session: OAuthSession
+    child: str = field(default_factory=lambda: random_token(32))
+    at: dt.datetime = field(default_factory=utcnow)
+    sealed: str = ""
+
+    def __post_init__(self) -> None:
+        self.sealed = seal_successor(self.plain, self.child)
+
+
+def prepare(plain: str, row: RefreshToken, session: OAuthSession) -> Rotation | None:
+    """Outside the lock: the rotation of a token ``find`` saw live (None for a rotated one)."""
+    return Rotation(plain, row, session) if row.rotated_at is None else None
+
+
+def spend(plain: str, client: Client, rotation: Rotation | None = None) -> str:
+    """In the caller's write transaction: spend ``plain``: the refresh token the client gets next.
+
+    A ``rotation`` prepared while the token was live is written if it still is and its
+    session is not revoked (one conditional UPDATE says both); else, as without one, the row
+    and its session are locked and read again (they changed since ``find``): a live token
+    rotates, a rotated one within the reuse interval gives the current one, and any other
+    replay revokes the session and answers ``invalid_grant`` (the caller commits the
+    revocation before answering).
     """
+    if rotation is not None and _rotated_live(rotation):
+        _touch(rotation.session, rotation.at)
+        return rotation.child
     row, session = _find(plain, client, locked=True)
     if row.rotated_at is None:
         next_plain = _rotate(row, plain, session)
     else:
         next_plain = _replay(row, plain, session)
-    now = utcnow()
+    _touch(session, utcnow())
+    return next_plain
+
+
+def _rotated_live(rotation: Rotation) -> bool:
+    at, row = _at(rotation.at), rotation.row
+    if not execute("refresh.token.rotated_live", _live_rotated, at, rotation.sealed, row.id):
+        return False
+    _store_token(rotation.session.id, rotation.child, row.id, at)
+    return True
+
+
+def _live_rotated(rotated_at, successor, token_id):
+    """Rotate the token if it is still live and its session is not revoked (a revocation
+    deletes the session's tokens, a disabled user's too, so the row alone would do; the
+    session's column says it without relying on that)."""
+    live_session = OAuthSession.select(OAuthSession.id).where(
+        (OAuthSession.id == RefreshToken.session) & OAuthSession.revoked_at.is_null()
+    )
+    return _token_rotated(rotated_at, successor, token_id).where(
+        RefreshToken.rotated_at.is_null() & peewee.fn.EXISTS(live_session)
+    )
+
+
+def _touch(session: OAuthSession, now: dt.datetime) -> None:
     if session.last_used_at is None or now - session.last_used_at > SESSION_TOUCH:
         session.last_used_at = now  # to the minute: a row write less on most rotations
         execute("refresh.session.used", _session_used, _at(now), session.id)
-    return next_plain
 
 
 def _at(moment: dt.datetime):
