@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import peewee
 import pytest
 
-from oauth.storage.compiled import compiled, execute, first, insert
+from oauth.storage.compiled import compiled, execute, execute_many, first, insert, joined
 from oauth.storage.models import AuditEvent, Client, OAuthSession, RevokedAccessToken, User, utcnow
 from oauth.tokens.jose import InvalidTokenError
 from oauth.tokens.verify import verify_access_token
@@ -117,3 +118,43 @@ def test_insert_writes_every_field_through_its_conversion(app_context, auth):
     assert stored.created_at == session.created_at  # the default, as save() would write it
     with pytest.raises(ValueError, match="primary key"):  # an id the database assigns
         insert(AuditEvent(event_type="x"))
+
+
+def _session_and_client(session_id):
+    query = OAuthSession.select(OAuthSession, Client, peewee.Value(7).alias("extra"))
+    return query.join(Client).where(OAuthSession.id == session_id)
+
+
+def test_a_join_gives_one_object_of_each_model_per_row(app_context, auth):
+    user = auth.create_user("di@example.com")
+    client = Client.create(
+        client_id="c3", name="C3", redirect_uris=["https://c3.example/cb"], grant_types=[]
+    )
+    session = OAuthSession.create(
+        user=user, client=client, scope="openid", audience="a", auth_time=1
+    )
+    [(found, its_client)] = joined(
+        (OAuthSession, Client), "test.join", _session_and_client, session.id
+    )
+    assert isinstance(found, OAuthSession) and isinstance(its_client, Client)
+    assert (found.id, found.scope, found.user_id) == (session.id, "openid", user.id)
+    assert its_client.client_id == "c3" and its_client.name == "C3"  # not the session's columns
+    assert its_client.redirect_uris == ["https://c3.example/cb"]  # JSON decoded
+    assert its_client.extra == 7  # a column after the last model's fields: an attribute
+    assert joined((OAuthSession, Client), "test.join", _session_and_client, "nothing") == []
+
+
+def _event_row(*values):
+    fields = (AuditEvent.event_type, AuditEvent.details)
+    return AuditEvent.insert(
+        {f: peewee.Value(v, unpack=False) for f, v in zip(fields, values, strict=True)}
+    )
+
+
+def test_execute_many_runs_one_statement_over_the_rows(app_context):
+    details = AuditEvent.details.db_value
+    rows = [("test.many", details({"n": n})) for n in range(3)]
+    execute_many("test.many", _event_row, rows)
+    execute_many("test.many", _event_row, [])  # nothing to do, no statement
+    found = AuditEvent.select().where(AuditEvent.event_type == "test.many").order_by(AuditEvent.id)
+    assert [event.details for event in found] == [{"n": 0}, {"n": 1}, {"n": 2}]

@@ -9,12 +9,11 @@ import logging
 
 import peewee
 
+from oauth.storage.compiled import execute_many
 from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import AuditEvent, BaseModel, utcnow
 
 log = logging.getLogger("oauth.storage.audit_spool")
-
-INSERT_ROWS = 100  # rows per INSERT statement (SQLite's limit on bound parameters)
 
 
 class AuditSpoolProgress(BaseModel):
@@ -32,6 +31,7 @@ class AuditSpoolProgress(BaseModel):
 def commit(name: str, expected: int, reached: int, rows: list[dict]) -> int | None:
     """In one transaction: the rows, and the progress row moved from ``expected`` to
     ``reached``. None when done; else what the progress row said (and nothing is written)."""
+    values = [_values(row) for row in rows]  # before the lock
     try:
         with write_transaction():
             row = for_update(
@@ -39,10 +39,7 @@ def commit(name: str, expected: int, reached: int, rows: list[dict]) -> int | No
             ).first()
             if (row.ingested if row else 0) != expected:
                 return row.ingested if row else 0
-            fields = [AuditEvent.created_at, AuditEvent.event_type, AuditEvent.user_id]
-            fields += [AuditEvent.client_id, AuditEvent.ip, AuditEvent.details]
-            for chunk in peewee.chunked(rows, INSERT_ROWS):
-                AuditEvent.insert_many([_values(r) for r in chunk], fields=fields).execute()
+            execute_many("audit.spool.event", _insert_event, values)
             if row is None:  # a rival's insert of the same key fails: its transaction is undone
                 AuditSpoolProgress.insert(spool=name, ingested=reached).execute()
             else:
@@ -57,10 +54,20 @@ def commit(name: str, expected: int, reached: int, rows: list[dict]) -> int | No
 _TEXT = {"event_type": 64, "user_id": 36, "client_id": 255, "ip": 64}  # AuditEvent's columns
 
 
+_FIELDS = [AuditEvent.created_at, AuditEvent.event_type, AuditEvent.user_id]
+_FIELDS += [AuditEvent.client_id, AuditEvent.ip, AuditEvent.details]
+
+
+def _insert_event(*values):  # Value nodes: the values are db_value'd by _values
+    row = zip(_FIELDS, values, strict=True)
+    return AuditEvent.insert({field: peewee.Value(value, unpack=False) for field, value in row})
+
+
 def _values(row: dict) -> tuple:
+    """The row's values as peewee would bind them (each field's ``db_value``)."""
     created_at = dt.datetime.fromisoformat(row["created_at"])
-    text = [row[key] for key in _TEXT]
-    return (created_at, *text, row["details"])
+    values = (created_at, *(row[key] for key in _TEXT), row["details"])
+    return tuple(field.db_value(value) for field, value in zip(_FIELDS, values, strict=True))
 
 
 def _is_event(row) -> bool:

@@ -70,7 +70,8 @@ class _Compiled:
     # For each parameter of the SQL: the index of the caller's value, or a constant of the
     # query itself (a LIMIT, a literal) wrapped in a 1-tuple.
     slots: tuple[int | tuple[Any], ...]
-    reader: _Reader | None = None  # set at the first execution (it needs the cursor)
+    # set at the first execution (it needs the cursor): a _Reader, or one per model of a join
+    reader: Any = None
 
 
 _cache: dict[tuple[type, str], _Compiled] = {}
@@ -122,12 +123,45 @@ def compiled(
     return [reader.row(model, values) for values in cursor.fetchall()]
 
 
+def joined(
+    models: tuple[type[peewee.Model], ...], name: str, build: Callable[..., peewee.Query], *values
+) -> list[tuple[peewee.Model, ...]]:
+    """``compiled`` for a join: ``build`` selects the fields of each of ``models`` in turn
+    (``A.select(A, B).join(B)``); each row comes back as one object of each model. Columns
+    after the last model's fields (aliases) become attributes of the last model's object."""
+    db = database.obj
+    entry = _entry(db, name, build, len(values))
+    cursor = db.execute_sql(entry.sql, _params(entry, values))
+    readers = entry.reader
+    if readers is None:
+        readers, start = [], 0
+        for number, model in enumerate(models, 1):
+            end = start + len(model._meta.sorted_fields) if number < len(models) else None
+            readers.append((model, start, end, _Reader.of(model, cursor.description[start:end])))
+            start = end
+        readers = entry.reader = tuple(readers)
+    return [
+        tuple(reader.row(model, row[start:end]) for model, start, end, reader in readers)
+        for row in cursor.fetchall()
+    ]
+
+
 def execute(name: str, build: Callable[..., peewee.Query], *values: Any) -> int:
     """Run the UPDATE, INSERT or DELETE ``build(*values)``, compiled once per database class
     (as ``compiled``); returns the number of rows it changed."""
     db = database.obj
     entry = _entry(db, name, build, len(values))
     return db.execute_sql(entry.sql, _params(entry, values)).rowcount
+
+
+def execute_many(name: str, build: Callable[..., peewee.Query], rows: list[tuple]) -> None:
+    """Run the statement ``build(*values)`` once per tuple of ``rows``, compiled once per
+    database class (as ``execute``) and handed to the driver's ``executemany``."""
+    if not rows:
+        return
+    db = database.obj
+    entry = _entry(db, name, build, len(rows[0]))
+    db.cursor().executemany(entry.sql, [_params(entry, values) for values in rows])
 
 
 def insert(instance: peewee.Model) -> None:

@@ -9,7 +9,7 @@ from flask import current_app
 
 from oauth import logs
 from oauth.security import lookup_key
-from oauth.storage.compiled import compiled, first, row_by
+from oauth.storage.compiled import joined, row_by
 from oauth.storage.models import OAuthSession, RevokedAccessToken, User
 from oauth.tokens import keys
 from oauth.tokens.jose import InvalidTokenError
@@ -45,13 +45,13 @@ def verify_access_token(token: str) -> VerifiedToken:
         if jti is not None and row_by(RevokedAccessToken.jti, jti) is not None:
             raise InvalidTokenError("token revoked")
         return VerifiedToken(claims, None, None)
-    # One query for the session and the jti's denylisting, one for the user: compiled once
-    # (storage/compiled.py), as these run on every UserInfo and introspection request.
-    session = first(compiled(OAuthSession, "verify.session", _session, str(session_id), jti))
+    # One query for the session, its user and the jti's denylisting, compiled once
+    # (storage/compiled.py), as it runs on every UserInfo and introspection request.
+    found = joined((User, OAuthSession), "verify.session", _session, str(session_id), jti)
+    user, session = found[0] if found else (None, None)
     if session is None or session.jti_revoked or session.revoked_at is not None:
         raise InvalidTokenError("token revoked")
-    user = row_by(User.id, str(claims.get("sub")))
-    if user is None or user.disabled or user.id != session.user_id:
+    if user.disabled or user.id != str(claims.get("sub")):
         raise InvalidTokenError("user not active")
     logs.note(user_id=user.id)
     return VerifiedToken(claims, user, session)
@@ -61,6 +61,5 @@ def _session(session_id, jti):
     denylisted = RevokedAccessToken.select(RevokedAccessToken.jti).where(
         RevokedAccessToken.jti == jti
     )
-    return OAuthSession.select(
-        OAuthSession, peewee.fn.EXISTS(denylisted).alias("jti_revoked")
-    ).where(OAuthSession.id == session_id)
+    query = User.select(User, OAuthSession, peewee.fn.EXISTS(denylisted).alias("jti_revoked"))
+    return query.join(OAuthSession).where(OAuthSession.id == session_id)
