@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import select
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -84,6 +85,31 @@ class PooledQueuedSqliteDatabase(QueuedWritersSqliteDatabase, PooledSqliteDataba
         self.writers = WriterLock(database, WRITE_WAIT)
 
 
+class PooledCheckedPostgresqlDatabase(PooledPostgresqlDatabase):
+    """The pool of PostgreSQL connections, handing out an idle one without a round trip.
+
+    peewee's pool sends ``SELECT 1`` at every check-out to learn whether the server still
+    holds the connection: one round trip more for every request (a bearer check had two
+    instead of one). A server that ends a connection (a restart, ``pg_terminate_backend``,
+    ``idle_session_timeout``) says so on the socket, a FATAL message and the end of the
+    stream, so an idle connection whose socket has nothing to read is still open; one that
+    has something gets peewee's check. A connection in any other state does too (peewee
+    rolls it back)."""
+
+    def _is_closed(self, conn) -> bool:
+        if conn.closed:
+            return True
+        if conn.pgconn.transaction_status == self._adapter.txn_idle and not _readable(conn):
+            return False
+        return super()._is_closed(conn)
+
+
+def _readable(conn) -> bool:
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
 def connect_database(url: str) -> peewee.Database:
     """Build (not yet open) a peewee database from a URL."""
     parts = urlsplit(url)
@@ -110,7 +136,7 @@ def connect_database(url: str) -> peewee.Database:
             check_same_thread=False,  # a pooled connection serves one thread at a time
         )
     if scheme in ("postgres", "postgresql"):
-        return PooledPostgresqlDatabase(
+        return PooledCheckedPostgresqlDatabase(
             unquote(parts.path.lstrip("/")) or "postgres",
             user=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
