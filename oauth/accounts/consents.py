@@ -87,14 +87,25 @@ def touch(user: User, client: Client) -> None:
     In the caller's write transaction, and at most once a minute per user and app (in each
     process, and in the database across processes): an app refreshing every few seconds
     would otherwise rewrite this row on every token."""
-    key = (user.id, client.client_id)
-    if time.monotonic() - _touched.get(key, -TOUCH_INTERVAL) < TOUCH_INTERVAL:
+    if not touch_due(user, client):
         return
+    key = (user.id, client.client_id)
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=TOUCH_INTERVAL)
     at, cutoff = Consent.last_used_at.db_value(now), Consent.last_used_at.db_value(cutoff)
     execute("consents.touch", _touch, at, user.id, client.client_id, cutoff)
     database.after_commit(lambda: _remember_touch(key))
+
+
+def touch_due(user: User, client: Client) -> bool:
+    """Whether ``touch`` would write (this process has not written it in the last minute)."""
+    key = (user.id, client.client_id)
+    return time.monotonic() - _touched.get(key, -TOUCH_INTERVAL) >= TOUCH_INTERVAL
+
+
+def touched(user: User, client: Client) -> None:
+    """After a commit that wrote "last used" of the consent as ``touch`` does."""
+    _remember_touch((user.id, client.client_id))
 
 
 def _touch(at, user_id, client_id, cutoff):

@@ -32,7 +32,7 @@ from authlib.oauth2.rfc6749.errors import (
 from oauth import audit, logs
 from oauth.accounts import consents
 from oauth.plugins.hookspecs import TokenContext
-from oauth.protocol import resources
+from oauth.protocol import grant_statements, resources
 from oauth.registry import clients
 from oauth.scopes import parse as parse_scope
 from oauth.security import sha256_hex
@@ -208,9 +208,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         context = _context(self, "authorization_code", session, session.scopes)
         token, claims = issue.user_tokens(context, nonce=row.nonce)  # every hook, no lock
-        try:
-            in_write_transaction(lambda: self._redeem_unchanged(row.id, context, token))
-        except _Changed:
+        done = grant_statements.redeemed(context, row.id, token)  # PostgreSQL, one statement
+        if done is None:
+            try:
+                in_write_transaction(lambda: self._redeem_unchanged(row.id, context, token))
+                done = True
+            except _Changed:
+                done = False
+        if not done:
             in_write_transaction(lambda: self._redeem(row.id, context, token))
         _issued(context, "authorization_code", claims)
         return 200, token, self.TOKEN_RESPONSE_HEADER
@@ -304,7 +309,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         scopes = self.request.narrowed_scopes or session.scopes
         context = _context(self, "refresh_token", session, scopes)
         token, claims = issue.user_tokens(context)  # every hook, before any lock
-        in_write_transaction(lambda: self._rotate(context, token))
+        rotation = self.request.rotation
+        if grant_statements.rotated(context, rotation):  # PostgreSQL, one statement
+            issue.add_refresh_token(token, context, refresh_token=rotation.child)
+        else:
+            in_write_transaction(lambda: self._rotate(context, token))
         _issued(context, "refresh_token", claims)
         return 200, token, self.TOKEN_RESPONSE_HEADER
 

@@ -219,16 +219,22 @@ def touch_last_used(client: Client, *, min_interval: float = 60) -> None:
     Written at most once per ``min_interval`` seconds: busy machine clients would otherwise
     serialise every token request on this one row.
     """
+    if not touch_due(client, min_interval=min_interval):
+        return
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=min_interval)
-    if client.last_used_at is not None and client.last_used_at > cutoff:
-        return
     with write_transaction():
         Client.update(last_used_at=now).where(
             (Client.client_id == client.client_id)
             & (Client.last_used_at.is_null() | (Client.last_used_at <= cutoff))
         ).execute()
     client.last_used_at = now
+
+
+def touch_due(client: Client, *, min_interval: float = 60) -> bool:
+    """Whether ``touch_last_used`` would write."""
+    cutoff = utcnow() - dt.timedelta(seconds=min_interval)
+    return client.last_used_at is None or client.last_used_at <= cutoff
 
 
 def client_info(client: Client, client_secret: str | None = None) -> dict[str, Any]:

@@ -172,8 +172,13 @@ def _live_rotated(rotated_at, successor, token_id):
     )
 
 
+def touch_due(session: OAuthSession, now: dt.datetime) -> bool:
+    """Whether a use of ``session`` at ``now`` writes its "last used" (to the minute)."""
+    return session.last_used_at is None or now - session.last_used_at > SESSION_TOUCH
+
+
 def _touch(session: OAuthSession, now: dt.datetime) -> None:
-    if session.last_used_at is None or now - session.last_used_at > SESSION_TOUCH:
+    if touch_due(session, now):
         session.last_used_at = now  # to the minute: a row write less on most rotations
         execute("refresh.session.used", _session_used, _at(now), session.id)
 
