@@ -128,6 +128,28 @@ def test_media_type_form_of_typ_is_accepted(key_app):
     assert keys.verify_jwt(token, typ="at+jwt")["sub"] == "user-1"
 
 
+def test_a_verified_token_is_remembered_with_its_key_type_and_times_checked_again(key_app):
+    token = keys.signing_key().sign(claims(exp=int(time.time()) + 2), typ="at+jwt")
+    digest = hashlib.sha256(token.encode()).digest()
+    first = keys.verify_jwt(token, typ="at+jwt")
+    assert (digest, "at+jwt") in jwt._verified
+    first["sub"] = "changed by a caller"  # callers get their own copy
+    assert keys.verify_jwt(token, typ="at+jwt")["sub"] == "user-1"
+    with pytest.raises(jwt.InvalidTokenError, match="wrong token type"):
+        keys.verify_jwt(token, typ="logout+jwt")  # remembered for its own type only
+    time.sleep(max(0.0, first["exp"] - time.time()) + 0.05)
+    with pytest.raises(jwt.InvalidTokenError, match="expired"):
+        keys.verify_jwt(token, typ="at+jwt")
+    other_keys = {kid: jwt.KeyMaterial(k.kid, k.alg, None, k.public_jwk) for kid, k in
+                  keys.verification_keys().items()}  # fmt: skip
+    fresh = claims()
+    token = keys.signing_key().sign(fresh, typ="at+jwt")
+    keys.verify_jwt(token, typ="at+jwt")
+    assert jwt.verify(token, other_keys, typ="at+jwt")["sub"] == "user-1"  # verified anew
+    kept = jwt._verified[(hashlib.sha256(token.encode()).digest(), "at+jwt")][0]
+    assert kept is other_keys[keys.signing_key().kid]
+
+
 def test_tokens_that_do_not_verify(key_app):
     key = keys.signing_key()
     token = keys.sign_jwt(claims(), typ="at+jwt")

@@ -206,17 +206,42 @@ def verify(
     (``allow_expired``: an expired one too, as an OIDC ``id_token_hint`` may be)."""
     if not isinstance(token, str | bytes) or not token:
         raise InvalidTokenError("malformed token")
-    header = unverified_header(token)
-    key = _key_for(header, keys, typ)
-    payload = key.verify(token)
+    digest = hashlib.sha256(token.encode() if isinstance(token, str) else token).digest()
+    seen = _verified.get((digest, typ))
+    if seen is not None and keys.get(seen[0].kid) is seen[0]:
+        claims = dict(seen[1])
+    else:
+        header = unverified_header(token)
+        key = _key_for(header, keys, typ)
+        claims = _claims(key.verify(token))
+        _remember(digest, typ, key, claims)
+    _check_times(claims, leeway, allow_expired)
+    return claims
+
+
+# Tokens whose signature verified, by SHA-256 and expected ``typ``: the same bytes verify the
+# same way under the same key, and an ES256 verification is most of a UserInfo or
+# introspection request's work (a resource server introspects one token many times). A hit
+# needs the very key object that verified it among the keys passed in (a revoked or
+# replaced key is not), and the times are checked on every use; failures are not kept.
+VERIFIED_KEPT = 1024
+_verified: dict[tuple[bytes, str | None], tuple[KeyMaterial, dict]] = {}
+
+
+def _claims(payload: bytes) -> dict:
     try:
         claims = json.loads(payload)
     except (ValueError, UnicodeError):
         raise InvalidTokenError("malformed claims") from None
     if not isinstance(claims, dict):
         raise InvalidTokenError("malformed claims")
-    _check_times(claims, leeway, allow_expired)
     return claims
+
+
+def _remember(digest: bytes, typ: str | None, key: KeyMaterial, claims: dict) -> None:
+    if len(_verified) >= VERIFIED_KEPT:  # bounded: forgetting only costs a verification
+        _verified.clear()
+    _verified[(digest, typ)] = (key, dict(claims))
 
 
 def _key_for(header: dict, keys: dict[str, KeyMaterial], typ: str | None) -> KeyMaterial:
