@@ -3,14 +3,13 @@ then sign in with the password and a TOTP code computed with pyotp (issue 10).""
 
 from __future__ import annotations
 
-import time
-
 import pyotp
 import pytest
 
 from oauth.accounts import mfa
 from oauth.accounts import users as accounts
 from tests import test_browser as shared
+from tests.mfa_helpers import previous_step_code
 from tests.test_browser import PASSWORD, Shots
 
 # The browser module's fixtures (SQLite only, one Chromium per module, a page per test).
@@ -44,7 +43,7 @@ def test_enrol_and_sign_in_with_a_code_by_keyboard(app, live_server, page, artif
     assert field.get_attribute("autocomplete") == "one-time-code"
     assert field.get_attribute("inputmode") == "numeric"
     assert page.evaluate("document.activeElement.id") == field.get_attribute("id")
-    page.keyboard.type(pyotp.TOTP(secret).at(time.time() - 30))
+    page.keyboard.type(previous_step_code(secret))
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Save your recovery codes").wait_for()
     assert page.locator("#recovery-codes li").count() == 10
