@@ -93,7 +93,7 @@ def touch(user: User, client: Client) -> None:
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=TOUCH_INTERVAL)
     at, cutoff = Consent.last_used_at.db_value(now), Consent.last_used_at.db_value(cutoff)
-    execute("consents.touch", _touch, at, user.id, client.client_id, cutoff)
+    execute("consents.touch", touch_query, at, user.id, client.client_id, cutoff)
     database.after_commit(lambda: _remember_touch(key))
 
 
@@ -108,7 +108,8 @@ def touched(user: User, client: Client) -> None:
     _remember_touch((user.id, client.client_id))
 
 
-def _touch(at, user_id, client_id, cutoff):
+def touch_query(at, user_id, client_id, cutoff):
+    """The consent's "last used", unless written since ``cutoff`` (``touch``)."""
     return Consent.update(last_used_at=at).where(
         (Consent.user == user_id)
         & (Consent.client == client_id)

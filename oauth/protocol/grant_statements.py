@@ -1,8 +1,8 @@
 """PostgreSQL: a grant's common writes as one statement, which is its own transaction.
 
-Refresh rotation (``rotated``): a rotation in a transaction is five round trips: BEGIN, the conditional UPDATE of the token
-(``tokens/refresh.spend``), the successor's INSERT, "last used" of the session and of the
-consent when due, COMMIT. On PostgreSQL the same writes fit in one statement: the UPDATE
+Refresh rotation (``rotated``): in a transaction, a rotation is five round trips or more:
+BEGIN, the conditional UPDATE of the token (``tokens/refresh.spend``), the successor's
+INSERT, "last used" of the session and of the consent when due, COMMIT. On PostgreSQL the same writes fit in one statement: the UPDATE
 in a ``WITH``, whose ``RETURNING`` row (none when the token is no longer live or its
 session was revoked) feeds the INSERT and the touches, so they happen only with it. A
 statement outside a transaction commits alone and is atomic; its row locks are the
@@ -14,12 +14,14 @@ transaction. So does a grant whose client "last used" is due (once a minute per 
 Code exchange (``redeemed``): the same for the conditional consumption of the code (still
 approved, unexpired, its user active), which feeds the session's INSERT, the first refresh
 token's and the consent's "last used"; nothing is written when the code changed.
+
+The statements are built from the same query builders as the transaction's writes (the
+conditions live in one place) and compiled once per variant (``storage/compiled.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
 
 import peewee
 
@@ -28,34 +30,27 @@ from oauth.accounts import consents
 from oauth.plugins.hookspecs import TokenContext
 from oauth.registry import clients
 from oauth.security import random_token, sha256_hex
-from oauth.storage.db import database, is_sqlite
-from oauth.storage.models import OAuthSession, RefreshToken, utcnow
+from oauth.storage.compiled import execute
+from oauth.storage.db import is_sqlite
+from oauth.storage.models import AuthorizationRequest, OAuthSession, RefreshToken, User, utcnow
 from oauth.tokens import issue, refresh
 
-ROTATED = """UPDATE "refresh_token" SET "rotated_at" = %(at)s, "successor_ciphertext" = %(sealed)s
-    WHERE "id" = %(token_id)s AND "rotated_at" IS NULL AND EXISTS (
-        SELECT 1 FROM "oauth_session" WHERE "oauth_session"."id" = "refresh_token"."session_id"
-        AND "oauth_session"."revoked_at" IS NULL)
-    RETURNING "session_id", "id\""""
-SESSION_USED = """UPDATE "oauth_session" SET "last_used_at" = %(at)s
-    WHERE "id" = (SELECT "session_id" FROM rotated)"""
-CONSENT_USED = """UPDATE "consent" SET "last_used_at" = %(at)s
-    WHERE "user_id" = %(user_id)s AND "client_id" = %(client_id)s
-    AND ("last_used_at" IS NULL OR "last_used_at" <= %(cutoff)s)
-    AND EXISTS (SELECT 1 FROM {after})"""
-SUCCESSOR = """INSERT INTO "refresh_token" ("session_id", "token_hash", "parent_id", "created_at")
-    SELECT "session_id", %(token_hash)s, "id", %(at)s FROM rotated"""
+# A value in a SELECT list has no column to take its type from: these are said.
+CASTS = {peewee.DateTimeField: "timestamp", peewee.IntegerField: "integer"}
 
 
-@cache
-def statement(touch_session: bool, touch_consent: bool) -> str:
-    """The rotation's statement, with the touches that are due."""
-    parts = [f"rotated AS ({ROTATED})"]
-    if touch_session:
-        parts.append(f"session_used AS ({SESSION_USED})")
-    if touch_consent:
-        parts.append(f"consent_used AS ({CONSENT_USED.format(after='rotated')})")
-    return "WITH " + ",\n".join(parts) + "\n" + SUCCESSOR
+def _typed(value, field: peewee.Field) -> peewee.Node:
+    cast = next((name for kind, name in CASTS.items() if isinstance(field, kind)), None)
+    return peewee.Cast(peewee.Value(value), cast) if cast else peewee.Value(value)
+
+
+def _after(cte: peewee.CTE, query: peewee.Query) -> peewee.Query:
+    """``query`` (an UPDATE) only when ``cte`` returned a row."""
+    return query.where(peewee.fn.EXISTS(peewee.Select([cte], [peewee.SQL("1")])))
+
+
+def _consent_used(cte, at, user_id, client_id, cutoff) -> peewee.CTE:
+    return _after(cte, consents.touch_query(at, user_id, client_id, cutoff)).cte("consent_used")
 
 
 def rotated(context: TokenContext, rotation: refresh.Rotation | None) -> bool:
@@ -67,14 +62,30 @@ def rotated(context: TokenContext, rotation: refresh.Rotation | None) -> bool:
     user, client, session = context.user, context.client, rotation.session
     touch_session = refresh.touch_due(session, rotation.at)
     touch_consent = consents.touch_due(user, client)
-    values = {
-        **_consent_values(context, rotation.at),
-        "sealed": rotation.sealed,
-        "token_id": rotation.row.id,
-        "token_hash": sha256_hex(rotation.child),
-    }
-    sql = statement(touch_session, touch_consent)
-    if not database.execute_sql(sql, values).rowcount:
+
+    def build(at, sealed, token_id, token_hash, *due):
+        live = refresh.live_rotated(at, sealed, token_id)
+        done = live.returning(RefreshToken.session, RefreshToken.id).cte("rotated")
+        ctes = [done]
+        if touch_session:
+            session_id, *due = due
+            ctes.append(_after(done, refresh.session_used(at, session_id)).cte("session_used"))
+        if touch_consent:
+            ctes.append(_consent_used(done, at, *due))
+        successor = [done.c.session_id, peewee.Value(token_hash), done.c.id]
+        successor.append(_typed(at, RefreshToken.created_at))
+        fields = [RefreshToken.session, RefreshToken.token_hash, RefreshToken.parent]
+        fields.append(RefreshToken.created_at)
+        return RefreshToken.insert_from(peewee.Select([done], successor), fields).with_cte(*ctes)
+
+    name = f"grant_statements.rotated:{touch_session}:{touch_consent}"
+    at, cutoff = _moments(rotation.at)
+    values = [at, rotation.sealed, rotation.row.id, sha256_hex(rotation.child)]
+    if touch_session:
+        values.append(session.id)
+    if touch_consent:
+        values += [user.id, client.client_id, cutoff]
+    if not execute(name, build, *values):
         return False
     if touch_session:
         session.last_used_at = rotation.at
@@ -84,49 +95,28 @@ def rotated(context: TokenContext, rotation: refresh.Rotation | None) -> bool:
     return True
 
 
-def _consent_values(context: TokenContext, now: dt.datetime) -> dict:
+def _moments(now: dt.datetime) -> tuple:
+    """``now`` and the consent's touch cutoff, as the database takes them."""
     cutoff = now - dt.timedelta(seconds=consents.TOUCH_INTERVAL)
-    return {
-        "at": RefreshToken.rotated_at.db_value(now),
-        "user_id": context.user.id,
-        "client_id": context.client.client_id,
-        "cutoff": RefreshToken.rotated_at.db_value(cutoff),
-    }
+    return RefreshToken.rotated_at.db_value(now), RefreshToken.rotated_at.db_value(cutoff)
 
 
-CONSUMED = """UPDATE "authorization_request" SET "status" = 'consumed', "session_id" = %(s_id)s
-    WHERE "id" = %(row_id)s AND "status" = 'approved' AND "expires_at" >= %(at)s
-    AND EXISTS (SELECT 1 FROM "user" WHERE "user"."id" = "authorization_request"."user_id"
-        AND NOT "user"."disabled")
-    RETURNING "id\""""
-FIRST_TOKEN = """INSERT INTO "refresh_token" ("session_id", "token_hash", "created_at")
-    SELECT "id", %(token_hash)s, %(at)s FROM session"""
-# A value in a SELECT list has no column to take its type from: these are said.
-CASTS = {peewee.DateTimeField: "timestamp", peewee.IntegerField: "integer"}
+def consumed(session_id: str, row_id: str):
+    """Consume the code ``row_id`` into the session ``session_id``."""
+    changes = {AuthorizationRequest.status: "consumed", AuthorizationRequest.session_id: session_id}
+    return AuthorizationRequest.update(changes).where(AuthorizationRequest.id == row_id)
 
 
-@cache
-def redemption(fields: tuple[peewee.Field, ...], refresh_token: bool, touch_consent: bool) -> str:
-    """The code exchange's statement: the session's INSERT of ``fields``, the rest as due."""
-    columns = ", ".join(f'"{field.column_name}"' for field in fields)
-    values = ", ".join(_value(field) for field in fields)
-    parts = [
-        f"consumed AS ({CONSUMED})",
-        # the columns are the model's, the values placeholders: nothing of a request's
-        f'session AS (INSERT INTO "oauth_session" ({columns}) SELECT {values} '  # noqa: S608
-        'FROM consumed RETURNING "id")',
-    ]
-    if refresh_token:
-        parts.append(f"first_token AS ({FIRST_TOKEN})")
-    if touch_consent:
-        parts.append(f"consent_used AS ({CONSENT_USED.format(after='consumed')})")
-    return "WITH " + ",\n".join(parts) + "\nSELECT count(*) FROM consumed"
-
-
-def _value(field: peewee.Field) -> str:
-    cast = next((name for kind, name in CASTS.items() if isinstance(field, kind)), None)
-    placeholder = f"%(s_{field.column_name})s"
-    return f"CAST({placeholder} AS {cast})" if cast else placeholder
+def consumed_if_redeemable(session_id: str, row_id: str, now):
+    """Consume the code if it is still approved and unexpired and its user active."""
+    active_user = User.select(User.id).where(
+        (User.id == AuthorizationRequest.user) & (User.disabled == False)  # noqa: E712
+    )
+    return consumed(session_id, row_id).where(
+        (AuthorizationRequest.status == "approved")
+        & (AuthorizationRequest.expires_at >= now)
+        & peewee.fn.EXISTS(active_user)
+    )
 
 
 def redeemed(context: TokenContext, row_id: str, token: dict) -> bool | None:
@@ -137,19 +127,38 @@ def redeemed(context: TokenContext, row_id: str, token: dict) -> bool | None:
     user, client, session = context.user, context.client, context.session
     if is_sqlite() or clients.touch_due(client):
         return None
-    now = utcnow()
     touch_consent = consents.touch_due(user, client)
     refresh_token = random_token(32) if client.check_grant_type("refresh_token") else None
     data = session.__data__
     fields = tuple(f for f in OAuthSession._meta.sorted_fields if f.name in data)
-    values = {
-        **_consent_values(context, now),
-        **{f"s_{f.column_name}": f.db_value(data[f.name]) for f in fields},
-        "row_id": row_id,
-        "token_hash": sha256_hex(refresh_token) if refresh_token else None,
-    }
-    sql = redemption(fields, refresh_token is not None, touch_consent)
-    if not database.execute_sql(sql, values).fetchone()[0]:
+
+    def build(at, session_id, row_id, *rest):
+        columns, rest = rest[: len(fields)], rest[len(fields) :]
+        done = consumed_if_redeemable(session_id, row_id, at)
+        done = done.returning(AuthorizationRequest.id).cte("consumed")
+        typed = [_typed(value, field) for value, field in zip(columns, fields, strict=True)]
+        stored = OAuthSession.insert_from(peewee.Select([done], typed), list(fields))
+        stored = stored.returning(OAuthSession.id).cte("session")
+        ctes = [done, stored]
+        if refresh_token is not None:
+            token_hash, *rest = rest
+            first = [stored.c.id, peewee.Value(token_hash), _typed(at, RefreshToken.created_at)]
+            token_fields = [RefreshToken.session, RefreshToken.token_hash, RefreshToken.created_at]
+            first_token = RefreshToken.insert_from(peewee.Select([stored], first), token_fields)
+            ctes.append(first_token.cte("first_token"))
+        if touch_consent:
+            ctes.append(_consent_used(done, at, *rest))
+        return OAuthSession.select(peewee.SQL("1")).from_(stored).with_cte(*ctes)
+
+    name = f"grant_statements.redeemed:{','.join(f.name for f in fields)}"
+    name += f":{refresh_token is not None}:{touch_consent}"
+    at, cutoff = _moments(utcnow())
+    values = [at, session.id, row_id, *(f.db_value(data[f.name]) for f in fields)]
+    if refresh_token is not None:
+        values.append(sha256_hex(refresh_token))
+    if touch_consent:
+        values += [user.id, client.client_id, cutoff]
+    if not execute(name, build, *values):
         return False
     session._dirty.clear()
     if refresh_token is not None:

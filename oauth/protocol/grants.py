@@ -97,23 +97,6 @@ def in_write_transaction(work):
     return result
 
 
-def _consumed(session_id: str, row_id: str):
-    changes = {AuthorizationRequest.status: "consumed", AuthorizationRequest.session_id: session_id}
-    return AuthorizationRequest.update(changes).where(AuthorizationRequest.id == row_id)
-
-
-def _consumed_if_redeemable(session_id: str, row_id: str, now):
-    """Consume the code if it is still approved and unexpired and its user active."""
-    active_user = User.select(User.id).where(
-        (User.id == AuthorizationRequest.user) & (User.disabled == False)  # noqa: E712
-    )
-    return _consumed(session_id, row_id).where(
-        (AuthorizationRequest.status == "approved")
-        & (AuthorizationRequest.expires_at >= now)
-        & peewee.fn.EXISTS(active_user)
-    )
-
-
 def _code(code_hash):
     query = AuthorizationRequest.select(AuthorizationRequest, User)
     query = query.join(User, peewee.JOIN.LEFT_OUTER, on=(AuthorizationRequest.user == User.id))
@@ -226,7 +209,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         insert(context.session)
         at = AuthorizationRequest.expires_at.db_value(utcnow())
         if not execute(
-            "grants.code.redeemed", _consumed_if_redeemable, context.session.id, row_id, at
+            "grants.code.redeemed",
+            grant_statements.consumed_if_redeemable,
+            context.session.id,
+            row_id,
+            at,
         ):
             raise _Changed
         issue.add_refresh_token(token, context)
@@ -244,7 +231,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             raise InvalidGrantError("The authorization code has expired.")
         user = _active_user(row.user_id, self.INACTIVE_USER)
         insert(context.session)
-        execute("grants.code.consumed", _consumed, context.session.id, row.id)
+        execute("grants.code.consumed", grant_statements.consumed, context.session.id, row.id)
         issue.add_refresh_token(token, context)
         _used(user, context.client)
 

@@ -154,13 +154,13 @@ def spend(plain: str, client: Client, rotation: Rotation | None = None) -> str:
 
 def _rotated_live(rotation: Rotation) -> bool:
     at, row = _at(rotation.at), rotation.row
-    if not execute("refresh.token.rotated_live", _live_rotated, at, rotation.sealed, row.id):
+    if not execute("refresh.token.rotated_live", live_rotated, at, rotation.sealed, row.id):
         return False
     _store_token(rotation.session.id, rotation.child, row.id, at)
     return True
 
 
-def _live_rotated(rotated_at, successor, token_id):
+def live_rotated(rotated_at, successor, token_id):
     """Rotate the token if it is still live and its session is not revoked (a revocation
     deletes the session's tokens, a disabled user's too, so the row alone would do; the
     session's column says it without relying on that)."""
@@ -180,14 +180,15 @@ def touch_due(session: OAuthSession, now: dt.datetime) -> bool:
 def _touch(session: OAuthSession, now: dt.datetime) -> None:
     if touch_due(session, now):
         session.last_used_at = now  # to the minute: a row write less on most rotations
-        execute("refresh.session.used", _session_used, _at(now), session.id)
+        execute("refresh.session.used", session_used, _at(now), session.id)
 
 
 def _at(moment: dt.datetime):
     return RefreshToken.rotated_at.db_value(moment)  # what peewee binds for a datetime
 
 
-def _session_used(last_used_at, session_id):
+def session_used(last_used_at, session_id):
+    """The session's "last used" (``_touch``; ``protocol/grant_statements.py``)."""
     return OAuthSession.update(last_used_at=last_used_at).where(OAuthSession.id == session_id)
 
 
