@@ -278,6 +278,34 @@ def test_a_full_file_is_retired_and_deleted_once_ingested(make_app, monkeypatch)
     assert [r.details["n"] for r in rows(app)] == list(range(12))
 
 
+def test_a_flush_ingests_the_backlog_it_found_not_what_arrives_while_it_runs(make_app, monkeypatch):
+    """A flusher that chased new lines committed a tiny batch every few requests of a busy
+    worker (a transaction, and on PostgreSQL a disk sync, each) instead of one per interval."""
+    monkeypatch.setattr(audit_spool, "BATCH_BYTES", 400)  # a backlog of several batches
+    app = make_app(**IDLE)
+    spool = spool_of(app)
+    with app.app_context():
+        for n in range(6):
+            audit.record_soon("backlog", client_id="svc", n=n)
+    batches, told = [], spool.on_committed
+
+    def and_a_request_meanwhile(committed: list[dict]) -> None:
+        told(committed)
+        batches.append(len(committed))
+        if len(batches) < 20:  # a chasing flusher would otherwise never stop
+            spool.append(json.loads(spool_line("meanwhile", len(batches))))
+
+    spool.on_committed = and_a_request_meanwhile
+    assert flush(app) == 6  # the whole backlog, batch after batch...
+    assert len(batches) >= 2 and sum(batches) == 6
+    assert spool.pending()  # ...but the lines that came meanwhile wait for the next flush
+    assert [r.details["n"] for r in rows(app)] == list(range(6))
+    spool.on_committed = told
+    assert flush(app) == len(batches)
+    assert [r.event_type for r in rows(app)][6:] == ["meanwhile"] * len(batches)
+    assert not spool.pending()
+
+
 def test_a_forked_child_spools_to_its_own_file_and_leaves_the_parents_lock(make_app):
     app = make_app(**IDLE)
     with app.app_context():

@@ -12,6 +12,8 @@ moved into ``audit_event`` in the background, each exactly once (docs/decisions.
   from a file nobody writes to any more), a batch per transaction that also advances the
   file's row in ``audit_spool_progress``; the row is checked under the transaction (SQLite's
   write lock, PostgreSQL's row lock), so no line is ingested twice even if two flushers met.
+  A flush takes a live file up to where it ended when the flush began: lines appended while
+  it runs wait for the next one, so a busy worker commits once per interval.
   ``on_committed`` hears of each batch after it commits (the ``on_event`` hook).
 - Who ingests: the owner, from a daemon thread (every ``AUDIT_SPOOL_FLUSH_SECONDS``), on
   ``flush()`` and at exit; orphans, whoever takes their lock first (at start-up and every
@@ -200,9 +202,12 @@ class Spool:
         count = 0
         for spool_file, written, retired in files:
             if spool_file.ingested < written or retired:
+                # A live file up to where it was: lines appended meanwhile wait for the next
+                # flush (chasing them made a busy worker commit every few requests).
                 events, spool_file.ingested, done = self._ingest(
-                    spool_file.name, spool_file.fd, spool_file.ingested, final=retired
-                )
+                    spool_file.name, spool_file.fd, spool_file.ingested, final=retired,
+                    until=None if retired else written,
+                )  # fmt: skip
                 count += events
                 if retired and done:
                     self._discard(spool_file.name, self.folder / spool_file.name)
@@ -247,14 +252,18 @@ class Spool:
         finally:
             os.close(fd)
 
-    def _ingest(self, name: str, fd: int, start: int | None, *, final: bool):
+    def _ingest(self, name: str, fd: int, start: int | None, *, final: bool, until=None):
         """Move the complete lines of spool ``name`` from byte ``start`` (None: from the
-        progress row) into the database, a batch per transaction; the caller holds the file's
-        lock. Returns (events committed, bytes ingested, whether all complete lines are in)."""
+        progress row) to ``until`` (None: its end) into the database, a batch per transaction;
+        the caller holds the file's lock. Returns (events committed, bytes ingested, whether
+        all complete lines are in)."""
         offset = progress(name) if start is None else start
         events = 0
         while True:
-            data = os.pread(fd, BATCH_BYTES, offset)
+            size = BATCH_BYTES if until is None else min(BATCH_BYTES, until - offset)
+            if size <= 0:
+                return events, offset, True
+            data = os.pread(fd, size, offset)
             end = data.rfind(b"\n") + 1
             if end == 0:
                 if data and final:
@@ -276,11 +285,11 @@ class Spool:
                 continue
             offset += end
             events += len(rows)
-            time.sleep(BATCH_PAUSE)
             try:
                 self.on_committed(rows)
             except Exception:  # committed all the same; observers never stop the flusher
                 log.exception("audit spool: telling observers of committed events failed")
+            time.sleep(BATCH_PAUSE)
 
     @staticmethod
     def _discard(name: str, path) -> None:
