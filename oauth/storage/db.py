@@ -24,6 +24,7 @@ from flask.globals import _cv_app
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from oauth.config import ConfigError
+from oauth.storage.sqlite_checkpoints import HARD_FRAMES, Checkpointer
 from oauth.storage.sqlite_writers import QueuedWritersSqliteDatabase, WriterLock
 
 EXTENSION = "portcullis.database"
@@ -72,6 +73,8 @@ SQLITE_PRAGMAS = {
     # (16 MB here once grew every worker by 16 MB over 40,000 tokens, issue 13). Hot reads
     # are few pages, and the OS page cache keeps the file for every process.
     "cache_size": -2000,
+    # A backstop: the checkpoints run beside the writers (storage/sqlite_checkpoints.py).
+    "wal_autocheckpoint": HARD_FRAMES,
 }
 STARTUP_LOCK_WAIT = 15.0
 WRITE_WAIT = 10.0  # seconds a writer waits for the others (SQLite's busy_timeout is the same)
@@ -83,6 +86,15 @@ class PooledQueuedSqliteDatabase(QueuedWritersSqliteDatabase, PooledSqliteDataba
     def __init__(self, database, **kwargs) -> None:
         super().__init__(database, **kwargs)
         self.writers = WriterLock(database, WRITE_WAIT)
+        self.checkpoints = Checkpointer(database)
+
+    def commit(self):
+        super().commit()
+        self.checkpoints.wrote()
+
+    def close_all(self):
+        super().close_all()
+        self.checkpoints.close()
 
 
 class PooledCheckedPostgresqlDatabase(PooledPostgresqlDatabase):
