@@ -11,6 +11,7 @@ import pytest
 
 from oauth import audit
 from oauth.protocol import lean_grants
+from oauth.storage.db import database
 from oauth.storage.models import AuditEvent, OAuthSession, User
 from tests.oauth_helpers import Flow, basic_auth_header, decode_jwt_unverified, make_client
 from tests.test_token_lane import VARYING
@@ -291,3 +292,27 @@ def test_hooks_run_once_and_a_refusal_consumes_nothing(make_app, plugin_dir, lan
     assert claims["https://example.com/ip_seen"] == "http://localhost/oauth/token"
     assert module.calls == ["authorization_code"] * 5  # once per request
     assert lane_answers == [403, 500, 200]
+
+
+def test_an_unexpected_failure_answers_500_as_flask_does_and_never_shows_it(app, caplog):
+    """Not a refusal but a fault (here the table of refresh tokens is gone): the lane logs it
+    with its traceback and answers the full endpoint's 500, with no detail of the fault."""
+    flow = signed_in_flow(app)
+    lane_rt, full_rt = flow.tokens()["refresh_token"], flow.tokens()["refresh_token"]
+    with app.app_context():
+        database.execute_sql("ALTER TABLE refresh_token RENAME TO refresh_token_gone")
+    caplog.set_level(logging.ERROR)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: Flask answers its 500
+    try:
+        lane = through(app, True, lambda: flow.refresh(lane_rt))
+        full = through(app, False, lambda: flow.refresh(full_rt))
+    finally:
+        with app.app_context():
+            database.execute_sql("ALTER TABLE refresh_token_gone RENAME TO refresh_token")
+    assert_same_answer(lane, full, 500)
+    assert lane.get_json()["error"] == "server_error"
+    assert "refresh_token" not in lane.get_data(as_text=True)
+    faults = [r for r in caplog.records if r.getMessage() == "Exception on /oauth/token [POST]"]
+    assert len(faults) == 2 and all(r.exc_info for r in faults)  # the lane's, then Flask's
+    assert faults[0].name == "oauth.web.lane"
+    assert flow.refresh(lane_rt).status_code == 200  # nothing was spent by the failed tries
