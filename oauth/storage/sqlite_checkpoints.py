@@ -4,7 +4,8 @@ SQLite checkpoints in the commit that takes the WAL past ``wal_autocheckpoint`` 
 by default). That commit copies the pages into the database file and syncs both files while
 it still holds the write lock, and every writer queued behind it waits. Here such a commit
 held the lock for 2 to 8 ms, against 0.09 ms for a usual one. With two workers, one of them
-sat idle through most of it (issue 13: a third of the CPUs idle in the refresh benchmark).
+sat idle through most of it (issue 13: part of why a third of the CPUs sat idle in the
+refresh benchmark).
 
 So a connection of the pool checkpoints itself only as a backstop, at ``HARD_FRAMES``. Each
 process that writes runs a PASSIVE checkpoint ``INTERVAL`` seconds after its writes, from a
