@@ -162,13 +162,13 @@ def _consent_last_used(app, flow):
 
 
 def test_tokens_touch_the_consents_last_use_at_most_once_a_minute(flow, app, monkeypatch):
-    from oauth.accounts import consents
+    from oauth.storage import models
 
     first = flow.tokens()
     touched = _consent_last_used(app, flow)
     assert touched is not None  # the code exchange wrote "last used"
     second = flow.refresh(first["refresh_token"]).get_json()
     assert _consent_last_used(app, flow) == touched  # a refresh a moment later did not
-    monkeypatch.setattr(consents, "TOUCH_INTERVAL", 0)  # as if the minute had passed
+    monkeypatch.setattr(models, "LAST_USED_EVERY", 0)  # as if the minute had passed
     assert flow.refresh(second["refresh_token"]).status_code == 200
     assert _consent_last_used(app, flow) > touched

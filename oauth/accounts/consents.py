@@ -18,6 +18,7 @@ from oauth import audit
 from oauth.accounts import backchannel
 from oauth.registry import apis
 from oauth.scopes import describe
+from oauth.storage import models
 from oauth.storage.compiled import execute
 from oauth.storage.db import database, for_update, write_transaction
 from oauth.storage.models import AuthorizationRequest, Client, Consent, OAuthSession, User, utcnow
@@ -77,21 +78,21 @@ def remember(user: User, client_id: str, scopes: list[str], resource: str) -> No
     )
 
 
-TOUCH_INTERVAL = 60  # seconds: how stale "last used" may be
 _touched: dict[tuple[str, str], float] = {}  # (user id, client id) -> when this process wrote it
 
 
 def touch(user: User, client: Client) -> None:
     """The app just got tokens for the user: "last used" on the authorized-apps page.
 
-    In the caller's write transaction, and at most once a minute per user and app (in each
+    In the caller's write transaction, and at most once per ``LAST_USED_EVERY`` (a minute)
+    per user and app (in each
     process, and in the database across processes): an app refreshing every few seconds
     would otherwise rewrite this row on every token."""
     if not touch_due(user, client):
         return
     key = (user.id, client.client_id)
     now = utcnow()
-    cutoff = now - dt.timedelta(seconds=TOUCH_INTERVAL)
+    cutoff = now - dt.timedelta(seconds=models.LAST_USED_EVERY)
     at, cutoff = Consent.last_used_at.db_value(now), Consent.last_used_at.db_value(cutoff)
     execute("consents.touch", touch_query, at, user.id, client.client_id, cutoff)
     database.after_commit(lambda: _remember_touch(key))
@@ -100,7 +101,8 @@ def touch(user: User, client: Client) -> None:
 def touch_due(user: User, client: Client) -> bool:
     """Whether ``touch`` would write (this process has not written it in the last minute)."""
     key = (user.id, client.client_id)
-    return time.monotonic() - _touched.get(key, -TOUCH_INTERVAL) >= TOUCH_INTERVAL
+    every = models.LAST_USED_EVERY
+    return time.monotonic() - _touched.get(key, -every) >= every
 
 
 def touched(user: User, client: Client) -> None:

@@ -30,6 +30,7 @@ from oauth.accounts import consents
 from oauth.plugins.hookspecs import TokenContext
 from oauth.registry import clients
 from oauth.security import random_token, sha256_hex
+from oauth.storage import models
 from oauth.storage.compiled import execute
 from oauth.storage.db import is_sqlite
 from oauth.storage.models import AuthorizationRequest, OAuthSession, RefreshToken, User, utcnow
@@ -97,7 +98,7 @@ def rotated(context: TokenContext, rotation: refresh.Rotation | None) -> bool:
 
 def _moments(now: dt.datetime) -> tuple:
     """``now`` and the consent's touch cutoff, as the database takes them."""
-    cutoff = now - dt.timedelta(seconds=consents.TOUCH_INTERVAL)
+    cutoff = now - dt.timedelta(seconds=models.LAST_USED_EVERY)
     return RefreshToken.rotated_at.db_value(now), RefreshToken.rotated_at.db_value(cutoff)
 
 

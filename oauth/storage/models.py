@@ -18,6 +18,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+# Seconds a "last used" column may lag (clients, consents, OAuth sessions): written at most
+# this often, so busy clients' tokens do not rewrite those rows on every request.
+LAST_USED_EVERY = 60
+
+
 def new_uuid() -> str:
     return str(uuid.uuid4())
 

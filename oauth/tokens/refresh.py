@@ -22,12 +22,12 @@ from flask import current_app
 
 from oauth import audit, metrics
 from oauth.security import random_token, sha256_hex
+from oauth.storage import models
 from oauth.storage.compiled import execute, joined, row_by
 from oauth.storage.db import database
 from oauth.storage.models import Client, OAuthSession, RefreshToken, User, utcnow
 
 MAX_SUCCESSORS = 64
-SESSION_TOUCH = dt.timedelta(minutes=1)  # how stale a session's last use may be
 
 
 def new_refresh_token(session: OAuthSession, parent: RefreshToken | None = None) -> str:
@@ -173,13 +173,14 @@ def live_rotated(rotated_at, successor, token_id):
 
 
 def touch_due(session: OAuthSession, now: dt.datetime) -> bool:
-    """Whether a use of ``session`` at ``now`` writes its "last used" (to the minute)."""
-    return session.last_used_at is None or now - session.last_used_at > SESSION_TOUCH
+    """Whether a use of ``session`` at ``now`` writes its "last used" (``LAST_USED_EVERY``)."""
+    every = dt.timedelta(seconds=models.LAST_USED_EVERY)
+    return session.last_used_at is None or now - session.last_used_at > every
 
 
 def _touch(session: OAuthSession, now: dt.datetime) -> None:
     if touch_due(session, now):
-        session.last_used_at = now  # to the minute: a row write less on most rotations
+        session.last_used_at = now  # LAST_USED_EVERY: a row write less on most rotations
         execute("refresh.session.used", session_used, _at(now), session.id)
 
 
