@@ -91,6 +91,8 @@ def serve(
     env = environment(database_url, folder, **settings)
     log_path = folder / f"{server}.log"
     with open(log_path, "w") as log:
+        # In the test's folder: a server killed with SIGKILL cannot remove a private one.
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(folder / "metrics"))
         if server == "portcullis-serve":
             command = [sys.executable, "-m", "oauth.serve", "--workers", str(workers)]
             command += ["--port", str(port)]
