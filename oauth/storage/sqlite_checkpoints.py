@@ -40,6 +40,8 @@ class Checkpointer:
     def _fresh_after_fork(self) -> None:
         # Threads do not survive a fork, and SQLite forbids using a connection the parent
         # opened; closing it could disturb the parent's locks, so the child keeps it unused.
+        # Two threads racing here start two checkpointers; the loser's waits for ever on an
+        # Event nobody sets (harmless, and no lock that a fork could leave held).
         self._pid = os.getpid()
         connection = getattr(self, "_connection", None)
         if connection is not None:
