@@ -449,7 +449,9 @@ def test_delete_cascades(app_context):
     assert accounts.find_by_email("ann@example.com") is not None
 
 
-def test_touch_last_used(app_context):
+def test_touch_last_used(app_context, monkeypatch):
+    from oauth.storage import models
+
     client, _ = _confidential()
     assert client.last_used_at is None
     clients.touch_last_used(client)
@@ -457,7 +459,8 @@ def test_touch_last_used(app_context):
     assert first is not None and client.last_used_at == first
     clients.touch_last_used(client)  # within the interval: no write
     assert clients.get_client(client.client_id).last_used_at == first
-    clients.touch_last_used(client, min_interval=0)
+    monkeypatch.setattr(models, "LAST_USED_EVERY", 0)  # as if the interval had passed
+    clients.touch_last_used(client)
     assert clients.get_client(client.client_id).last_used_at >= first
 
 

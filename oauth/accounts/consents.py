@@ -85,9 +85,8 @@ def touch(user: User, client: Client) -> None:
     """The app just got tokens for the user: "last used" on the authorized-apps page.
 
     In the caller's write transaction, and at most once per ``LAST_USED_EVERY`` (a minute)
-    per user and app (in each
-    process, and in the database across processes): an app refreshing every few seconds
-    would otherwise rewrite this row on every token."""
+    per user and app, in each process and in the database across processes: an app
+    refreshing every few seconds would otherwise rewrite this row on every token."""
     if not touch_due(user, client):
         return
     key = (user.id, client.client_id)
@@ -99,7 +98,7 @@ def touch(user: User, client: Client) -> None:
 
 
 def touch_due(user: User, client: Client) -> bool:
-    """Whether ``touch`` would write (this process has not written it in the last minute)."""
+    """Whether ``touch`` would write (this process has not written it lately)."""
     key = (user.id, client.client_id)
     every = models.LAST_USED_EVERY
     return time.monotonic() - _touched.get(key, -every) >= every

@@ -214,16 +214,16 @@ def delete_client(client: Client, *, actor_id: str | None = None) -> None:
         )
 
 
-def touch_last_used(client: Client, *, min_interval: float | None = None) -> None:
+def touch_last_used(client: Client) -> None:
     """Record that the client was just used.
 
-    Written at most once per ``min_interval`` seconds (``LAST_USED_EVERY``): busy machine
-    clients would otherwise serialise every token request on this one row.
+    Written at most once per ``LAST_USED_EVERY`` seconds: busy machine clients would
+    otherwise serialise every token request on this one row.
     """
-    if not touch_due(client, min_interval=min_interval):
+    if not touch_due(client):
         return
     now = utcnow()
-    cutoff = now - dt.timedelta(seconds=_every(min_interval))
+    cutoff = now - dt.timedelta(seconds=models.LAST_USED_EVERY)
     with write_transaction():
         Client.update(last_used_at=now).where(
             (Client.client_id == client.client_id)
@@ -232,14 +232,10 @@ def touch_last_used(client: Client, *, min_interval: float | None = None) -> Non
     client.last_used_at = now
 
 
-def touch_due(client: Client, *, min_interval: float | None = None) -> bool:
+def touch_due(client: Client) -> bool:
     """Whether ``touch_last_used`` would write."""
-    cutoff = utcnow() - dt.timedelta(seconds=_every(min_interval))
+    cutoff = utcnow() - dt.timedelta(seconds=models.LAST_USED_EVERY)
     return client.last_used_at is None or client.last_used_at <= cutoff
-
-
-def _every(min_interval: float | None) -> float:
-    return models.LAST_USED_EVERY if min_interval is None else min_interval
 
 
 def client_info(client: Client, client_secret: str | None = None) -> dict[str, Any]:

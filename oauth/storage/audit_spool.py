@@ -252,7 +252,9 @@ class Spool:
         finally:
             os.close(fd)
 
-    def _ingest(self, name: str, fd: int, start: int | None, *, final: bool, until=None):
+    def _ingest(
+        self, name: str, fd: int, start: int | None, *, final: bool, until: int | None = None
+    ):
         """Move the complete lines of spool ``name`` from byte ``start`` (None: from the
         progress row) to ``until`` (None: its end) into the database, a batch per transaction;
         the caller holds the file's lock. Returns (events committed, bytes ingested, whether
