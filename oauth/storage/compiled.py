@@ -20,6 +20,7 @@ from typing import Any
 
 import peewee
 
+from oauth.storage import postgres_statements
 from oauth.storage.db import database, for_update
 
 
@@ -102,6 +103,18 @@ def _params(entry: _Compiled, values: tuple) -> list:
     return [values[slot] if isinstance(slot, int) else slot[0] for slot in entry.slots]
 
 
+def _run(db, entry: _Compiled, values: tuple) -> postgres_statements.Outcome:
+    """Run the query: on PostgreSQL as a prepared statement (``postgres_statements``),
+    elsewhere through peewee's ``execute_sql``."""
+    params = _params(entry, values)
+    outcome = postgres_statements.run(db, entry.sql, params)
+    if outcome is None:
+        cursor = db.execute_sql(entry.sql, params)
+        rows = cursor.fetchall() if cursor.description else []
+        outcome = postgres_statements.Outcome(cursor.description, rows, cursor.rowcount)
+    return outcome
+
+
 def compiled(
     model: type[peewee.Model], name: str, build: Callable[..., peewee.Query], *values: Any
 ) -> list[peewee.Model]:
@@ -116,11 +129,11 @@ def compiled(
     """
     db = database.obj  # the app's database, resolved once
     entry = _entry(db, name, build, len(values))
-    cursor = db.execute_sql(entry.sql, _params(entry, values))
+    outcome = _run(db, entry, values)
     reader = entry.reader
     if reader is None:
-        reader = entry.reader = _Reader.of(model, cursor.description)
-    return [reader.row(model, values) for values in cursor.fetchall()]
+        reader = entry.reader = _Reader.of(model, outcome.description)
+    return [reader.row(model, values) for values in outcome.rows]
 
 
 def joined(
@@ -131,18 +144,18 @@ def joined(
     after the last model's fields (aliases) become attributes of the last model's object."""
     db = database.obj
     entry = _entry(db, name, build, len(values))
-    cursor = db.execute_sql(entry.sql, _params(entry, values))
+    outcome = _run(db, entry, values)
     readers = entry.reader
     if readers is None:
         readers, start = [], 0
         for number, model in enumerate(models, 1):
             end = start + len(model._meta.sorted_fields) if number < len(models) else None
-            readers.append((model, start, end, _Reader.of(model, cursor.description[start:end])))
+            readers.append((model, start, end, _Reader.of(model, outcome.description[start:end])))
             start = end
         readers = entry.reader = tuple(readers)
     return [
         tuple(reader.row(model, row[start:end]) for model, start, end, reader in readers)
-        for row in cursor.fetchall()
+        for row in outcome.rows
     ]
 
 
@@ -151,7 +164,7 @@ def execute(name: str, build: Callable[..., peewee.Query], *values: Any) -> int:
     (as ``compiled``); returns the number of rows it changed."""
     db = database.obj
     entry = _entry(db, name, build, len(values))
-    return db.execute_sql(entry.sql, _params(entry, values)).rowcount
+    return _run(db, entry, values).rowcount
 
 
 def execute_many(name: str, build: Callable[..., peewee.Query], rows: list[tuple]) -> None:

@@ -158,6 +158,10 @@ def connect_database(url: str) -> peewee.Database:
             stale_timeout=300,
             timeout=10,
             connect_timeout=5,
+            # psycopg's own automatic prepared statements stay off: after any ROLLBACK (or
+            # DDL) it sends DEALLOCATE ALL, which would also drop the compiled queries'
+            # statements (storage/postgres_statements.py) in the middle of a transaction.
+            prepare_threshold=None,
         )
     raise ConfigError(f"PORTCULLIS_DATABASE_URL: unsupported scheme {scheme!r}")
 
