@@ -33,10 +33,13 @@ def search_users(q: str = "", page: int = 1, per_page: int = PER_PAGE) -> Page:
     return paginate(query, page, per_page)
 
 
-def get_user(user_id: Any) -> User | None:
+def get_user(user_id: Any, *, locked: bool = False) -> User | None:
+    """The user with this id, or None; ``locked``: the row stays locked until the write
+    transaction ends (``for_update``)."""
     if not isinstance(user_id, str) or not user_id or len(user_id) > 36 or "\x00" in user_id:
         return None
-    return User.get_or_none(User.id == user_id)
+    query = User.select().where(User.id == user_id)
+    return (for_update(query) if locked else query).first()
 
 
 def parse_metadata(text: str | None, what: str) -> dict:

@@ -10,6 +10,8 @@ a ``user.deleted`` event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import current_app
 
 from oauth import audit
@@ -17,7 +19,7 @@ from oauth.accounts import mail
 from oauth.accounts.users import AccountError
 from oauth.plugins.hookspecs import DeletionDenied
 from oauth.plugins.host import PluginError
-from oauth.storage.db import write_transaction
+from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import User
 
 VIA = ("settings", "admin", "cli", "api")
@@ -38,12 +40,20 @@ def _ask_plugins(user: User, via: str) -> None:
         ) from None
 
 
-def delete_account(user: User, *, via: str, actor_id: str | None = None) -> str:
+def delete_account(
+    user: User,
+    *,
+    via: str,
+    actor_id: str | None = None,
+    check: Callable[[User], None] | None = None,
+) -> str:
     """Delete ``user`` and everything that belongs to it; returns the audit pseudonym.
 
     ``via`` is ``settings``, ``admin``, ``cli`` or ``api`` (the management API, whose calling
     client the audit event names); ``actor_id`` the admin who asked. Raises
     ``AccountError`` (nothing deleted) when a plugin refuses or fails, or the account is gone.
+    ``check(current)``, if given, runs on the user's row as the transaction that deletes it
+    holds it (the management API's If-Match): what it raises stops the deletion.
     """
     if via not in VIA:
         raise ValueError(f"via must be one of {VIA}, not {via!r}")
@@ -51,9 +61,11 @@ def delete_account(user: User, *, via: str, actor_id: str | None = None) -> str:
         raise AccountError("You cannot delete your own account here; use Settings › Security.")
     _ask_plugins(user, via)
     with write_transaction():
-        current = User.get_or_none(User.id == user.id)
+        current = for_update(User.select().where(User.id == user.id)).first()
         if current is None:
             raise AccountError("This account no longer exists.")
+        if check is not None:
+            check(current)
         # every row that refers to the user, and theirs in turn (the schema cascades too)
         current.delete_instance(recursive=True)
         mail.forget_recipient(user.id, current.email)  # the outbox has no foreign key

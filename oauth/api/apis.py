@@ -20,6 +20,7 @@ from oauth.api.schemas import (
     ScopeOut,
 )
 from oauth.registry import apis, client_grants, clients, management_api
+from oauth.storage.db import for_update
 from oauth.storage.models import Api, ClientGrant
 
 READ, WRITE, TAG = "apis:read", "apis:write", "apis"
@@ -38,8 +39,8 @@ def represent(api: Api) -> ApiOut:
     )
 
 
-def _api(api_id: int) -> Api:
-    return found(apis.get_api_by_id(api_id), "API")
+def _api(api_id: int, *, locked: bool = False) -> Api:
+    return found(apis.get_api_by_id(api_id, locked=locked), "API")
 
 
 @registry.operation(
@@ -74,7 +75,7 @@ def get_api(api_id: int) -> ApiOut:
     body=ApiUpdate, response=ApiOut, etag=True, errors=(404, 412),
 )  # fmt: skip
 def update_api(api_id: int, body: ApiUpdate) -> ApiOut:
-    api = _api(api_id)
+    api = _api(api_id, locked=True)
     precondition(represent(api))
     scopes = None if body.scopes is None else [scope.model_dump() for scope in body.scopes]
     apis.update_api(api, name=body.name, scopes=scopes, token_ttl=body.token_ttl)
@@ -87,7 +88,7 @@ def update_api(api_id: int, body: ApiUpdate) -> ApiOut:
     errors=(404, 409, 412),
 )  # fmt: skip
 def delete_api(api_id: int) -> None:
-    api = _api(api_id)
+    api = _api(api_id, locked=True)
     if management_api.is_management_api(api):
         raise Problem(409, "The management API itself cannot be deleted.")
     precondition(represent(api))
@@ -108,8 +109,9 @@ def represent_grant(grant: ClientGrant) -> GrantOut:
     )
 
 
-def _grant(grant_id: int) -> ClientGrant:
+def _grant(grant_id: int, *, locked: bool = False) -> ClientGrant:
     query = ClientGrant.select(ClientGrant, Api).join(Api).where(ClientGrant.id == grant_id)
+    query = for_update(query) if locked else query
     return found(query.first() if grant_id <= apis.MAX_DB_ID else None, "client grant")
 
 
@@ -155,7 +157,7 @@ def get_client_grant(grant_id: int) -> GrantOut:
     etag=True, errors=(404, 412),
 )  # fmt: skip
 def update_client_grant(grant_id: int, body: GrantUpdate) -> GrantOut:
-    grant = _grant(grant_id)
+    grant = _grant(grant_id, locked=True)
     precondition(represent_grant(grant))
     updated = client_grants.grant(grant.client, grant.api, body.scopes)
     return represent_grant(updated)
@@ -167,6 +169,6 @@ def update_client_grant(grant_id: int, body: GrantUpdate) -> GrantOut:
     status=204, etag=True, errors=(404, 412),
 )  # fmt: skip
 def delete_client_grant(grant_id: int) -> None:
-    grant = _grant(grant_id)
+    grant = _grant(grant_id, locked=True)
     precondition(represent_grant(grant))
     client_grants.revoke_grant(grant.client, grant.api)

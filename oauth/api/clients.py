@@ -41,8 +41,8 @@ def represent(client: Client) -> ClientOut:
     )
 
 
-def _client(client_id: str) -> Client:
-    return found(clients.get_client(client_id), "client")
+def _client(client_id: str, *, locked: bool = False) -> Client:
+    return found(clients.get_client(client_id, locked=locked), "client")
 
 
 @registry.operation(
@@ -86,7 +86,7 @@ def get_client(client_id: str) -> ClientOut:
     body=ClientUpdate, response=ClientOut, etag=True, errors=(404, 412),
 )  # fmt: skip
 def update_client(client_id: str, body: ClientUpdate) -> ClientOut:
-    client = _client(client_id)
+    client = _client(client_id, locked=True)
     precondition(represent(client))
     fields = {k: getattr(body, k) for k in body.model_fields_set if getattr(body, k) is not None}
     clients.update_client(client, **fields)
@@ -99,7 +99,7 @@ def update_client(client_id: str, body: ClientUpdate) -> ClientOut:
     errors=(404, 412, 409),
 )  # fmt: skip
 def delete_client(client_id: str) -> None:
-    client = _client(client_id)
+    client = _client(client_id, locked=True)
     precondition(represent(client))
     clients.delete_client(client)
 

@@ -6,6 +6,7 @@ from oauth.accounts import consents
 from oauth.api.base import found, listing, page, registry
 from oauth.api.framework import precondition
 from oauth.api.schemas import ConsentList, ConsentOut, ConsentQuery
+from oauth.storage.db import for_update
 from oauth.storage.models import Client, Consent
 
 READ, WRITE, TAG = "consents:read", "consents:write", "consents"
@@ -25,8 +26,9 @@ def represent(consent: Consent) -> ConsentOut:
     )
 
 
-def _consent(consent_id: int) -> Consent:
+def _consent(consent_id: int, *, locked: bool = False) -> Consent:
     query = Consent.select(Consent, Client).join(Client).where(Consent.id == consent_id)
+    query = for_update(query) if locked else query
     return found(query.first() if consent_id < 2**31 else None, "consent")
 
 
@@ -57,6 +59,6 @@ def get_consent(consent_id: int) -> ConsentOut:
     status=204, etag=True, errors=(404, 412),
 )  # fmt: skip
 def revoke_consent(consent_id: int) -> None:
-    consent = _consent(consent_id)
+    consent = _consent(consent_id, locked=True)
     precondition(represent(consent))
     consents.revoke_user_grant(consent.user, consent.client)

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from oauth import audit
 from oauth.api import auth
 from oauth.api.problems import Problem, check_if_match, etag_of, problem_response, refused
+from oauth.registry import cache as registry_cache
 from oauth.storage.db import write_transaction
 
 MAX_BODY_BYTES = 256 * 1024
@@ -39,6 +40,17 @@ class Operation:
     errors: tuple[int, ...] = ()
     etag: bool = False
     description: str = ""
+    # The view runs in one write transaction. By default a conditional write (an ETag'd
+    # PATCH or DELETE) does, so that If-Match is checked against the row it then changes
+    # (the view reads it locked); False for a view that must call out first (a plugin
+    # hook) and opens its own.
+    atomic: bool | None = None
+
+    @property
+    def in_one_transaction(self) -> bool:
+        if self.atomic is not None:
+            return self.atomic
+        return self.etag and self.method in ("PATCH", "DELETE")
 
     @property
     def operation_id(self) -> str:
@@ -97,7 +109,14 @@ def serve(op: Operation, params: dict[str, Any], refusals: tuple = ()) -> Respon
             kwargs["query"] = _parse(op.query, request.args.to_dict(), "query", 400)
         if op.body is not None:
             kwargs["body"] = _parse(op.body, _json_body(), "body", 422)
-        result = op.view(**kwargs)
+        if op.in_one_transaction:
+            with write_transaction():
+                result = op.view(**kwargs)
+            # the services cleared this worker's registry cache inside the transaction; a
+            # thread that read meanwhile may have cached the rows as they were before it
+            registry_cache.invalidate()
+        else:
+            result = op.view(**kwargs)
         if caller is not None and op.method == "GET":
             _audit_read(op, caller, params)
         return _respond(op, result)
@@ -123,7 +142,8 @@ def dump(model: pydantic.BaseModel) -> dict[str, Any]:
 
 
 def precondition(current: pydantic.BaseModel) -> None:
-    """Honour ``If-Match`` against the resource as it is now (412 on a mismatch)."""
+    """Honour ``If-Match`` against the resource as it is now (412 on a mismatch): in the
+    view's write transaction, on the row read locked, so no other write comes between."""
     check_if_match(etag_of(dump(current)))
 
 

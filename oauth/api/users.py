@@ -32,8 +32,8 @@ def represent(user: User, factors: list[str] | None = None) -> UserOut:
     )
 
 
-def _user(user_id: str) -> User:
-    return found(admin.get_user(user_id), "user")
+def _user(user_id: str, *, locked: bool = False) -> User:
+    return found(admin.get_user(user_id, locked=locked), "user")
 
 
 def _metadata(value, what: str) -> dict | None:
@@ -89,7 +89,7 @@ def get_user(user_id: str) -> UserOut:
     body=UserUpdate, response=UserOut, etag=True, errors=(404, 412),
 )  # fmt: skip
 def update_user(user_id: str, body: UserUpdate) -> UserOut:
-    user = _user(user_id)
+    user = _user(user_id, locked=True)
     precondition(represent(user))
     given = {k: getattr(body, k) for k in body.model_fields_set if getattr(body, k) is not None}
     for field in ("app_metadata", "user_metadata"):
@@ -119,12 +119,14 @@ def reset_mfa(user_id: str) -> MfaReset:
 @registry.operation(
     "DELETE", "/users/<user_id>", scope=WRITE, tag=TAG,
     summary="Delete a user and everything that belongs to them", status=204, etag=True,
-    errors=(404, 409, 412),
+    errors=(404, 409, 412), atomic=False,
 )  # fmt: skip
 def delete_user(user_id: str) -> None:
     user = _user(user_id)
-    precondition(represent(user))
+    precondition(represent(user))  # before the plugins are asked; again where it is deleted
     try:
-        deletion.delete_account(user, via=VIA)
+        deletion.delete_account(
+            user, via=VIA, check=lambda current: precondition(represent(current))
+        )
     except users.AccountError as error:
         raise refused(error, 409) from None

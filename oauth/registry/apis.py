@@ -245,13 +245,15 @@ def get_api(identifier: Any) -> Api | None:
     return Api.get_or_none(Api.identifier == identifier)
 
 
-def get_api_by_id(api_id: Any) -> Api | None:
-    """The API with this numeric id (an int or a string of digits), or None."""
+def get_api_by_id(api_id: Any, *, locked: bool = False) -> Api | None:
+    """The API with this numeric id (an int or a string of digits), or None; ``locked``: its
+    row stays locked until the write transaction ends (``for_update``)."""
     if isinstance(api_id, str) and api_id.isascii() and api_id.isdigit():
         api_id = int(api_id)
     if not isinstance(api_id, int) or isinstance(api_id, bool) or not 0 < api_id <= MAX_DB_ID:
         return None
-    return Api.get_or_none(Api.id == api_id)
+    query = Api.select().where(Api.id == api_id)
+    return (for_update(query) if locked else query).first()
 
 
 def list_apis() -> list[Api]:

@@ -25,7 +25,7 @@ from oauth.registry.client_rules import (  # noqa: F401  # the registry's public
 )
 from oauth.security import lookup_key, random_token, sha256_hex
 from oauth.storage import models
-from oauth.storage.db import write_transaction
+from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import Client, utcnow
 
 SECRET_BYTES = client_secrets.SECRET_BYTES  # 256 bits
@@ -119,13 +119,15 @@ def _audit_created(client: Client, actor_id: str | None) -> None:
     )
 
 
-def get_client(client_id: Any) -> Client | None:
-    """The client with this id, or None (also for ids no client could have)."""
+def get_client(client_id: Any, *, locked: bool = False) -> Client | None:
+    """The client with this id, or None (also for ids no client could have); ``locked``:
+    its row stays locked until the write transaction ends (``for_update``)."""
     if (
         lookup_key(client_id, MAX_CLIENT_ID_LENGTH) is None
     ):  # no NUL (PostgreSQL refuses it), sane length
         return None
-    return Client.get_or_none(Client.client_id == client_id)
+    query = Client.select().where(Client.client_id == client_id)
+    return (for_update(query) if locked else query).first()
 
 
 def list_clients() -> list[Client]:
