@@ -33,6 +33,23 @@ def test_etag_is_stable_and_matches_the_body(client):
     assert etag_of(client.get(DISCOVERY[0])) == etag_of(client.get(DISCOVERY[1]))
 
 
+def test_head_and_a_query_string_get_the_same_public_answer(client, auth):
+    auth.create_user()
+    auth.login()  # a browser with a session cookie: the documents still do not vary on it
+    for path in (JWKS, *DISCOVERY):
+        fresh = client.get(path)
+        assert "Vary" not in fresh.headers
+        head = client.head(path)
+        assert head.status_code == 200 and head.data == b""
+        assert head.headers["Content-Length"] == str(len(fresh.data))
+        queried = client.get(path + "?cache-buster=1")
+        assert queried.status_code == 200 and queried.data == fresh.data
+        for answer in (head, queried):
+            assert "Vary" not in answer.headers, (path, answer.request.method)
+            for name in ("ETag", "Cache-Control", "Access-Control-Allow-Origin"):
+                assert answer.headers[name] == fresh.headers[name]
+
+
 def test_if_none_match_is_answered_304_without_a_body(client):
     for path in (JWKS, *DISCOVERY):
         fresh = client.get(path)

@@ -160,16 +160,22 @@ LANE_PATHS = {
 
 
 class DocumentLane:
-    """WSGI middleware (inside the request instruments, like the token lane): a GET of a
-    well-known document is answered from its bytes here, with the headers the view sends
-    and every response's security headers; anything else goes on to Flask."""
+    """WSGI middleware (inside the request instruments, like the token lane): a GET or HEAD
+    of a well-known document, with or without a query string (the view ignores it too), is
+    answered from its bytes here, with the headers the view sends and every response's
+    security headers; anything else goes on to Flask.
+
+    Answering HEAD and queries here also keeps ``Vary: Cookie`` off them: on Flask's path
+    flask-login's after-request hook reads the session, and Flask then adds the header,
+    which makes shared caches keep one copy per cookie of a public document."""
 
     def __init__(self, app, wsgi_app):
         self.app, self.wsgi_app = app, wsgi_app
 
     def __call__(self, environ, start_response):
         made = LANE_PATHS.get(environ.get("PATH_INFO", ""))
-        if made is None or environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+        method = environ.get("REQUEST_METHOD")
+        if made is None or method not in ("GET", "HEAD"):
             return self.wsgi_app(environ, start_response)
         issuer_host.check_environ(self.app, environ)
         with self.app.app_context():
@@ -181,4 +187,4 @@ class DocumentLane:
             return []
         headers += [("Content-Type", "application/json"), ("Content-Length", str(len(doc.body)))]
         start_response("200 OK", headers)
-        return [doc.body]
+        return [doc.body] if method == "GET" else []
