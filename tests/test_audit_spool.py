@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -304,6 +305,26 @@ def test_a_flush_ingests_the_backlog_it_found_not_what_arrives_while_it_runs(mak
     assert flush(app) == len(batches)
     assert [r.event_type for r in rows(app)][6:] == ["meanwhile"] * len(batches)
     assert not spool.pending()
+
+
+def test_the_flusher_pauses_between_batches_only(make_app, monkeypatch):
+    """The pause lets requests write between two of the flusher's transactions; after the
+    last batch there is nobody to let in, and a flush that paused there ended later."""
+    monkeypatch.setattr(audit_spool, "BATCH_BYTES", 400)
+    app = make_app(**IDLE)
+    with app.app_context():
+        for n in range(6):
+            audit.record_soon("backlog", client_id="svc", n=n)
+    commits, pauses = [], []
+    told = spool_of(app).on_committed
+    spool_of(app).on_committed = lambda rows: (commits.append(len(rows)), told(rows))
+    clock = SimpleNamespace(  # this module's clock only: other threads keep time.sleep
+        monotonic=time.monotonic, time=time.time, sleep=lambda _: pauses.append(len(commits))
+    )
+    monkeypatch.setattr(audit_spool, "time", clock)
+    assert flush(app) == 6
+    assert len(commits) >= 2
+    assert pauses == list(range(1, len(commits)))  # after each batch but the last
 
 
 def test_a_forked_child_spools_to_its_own_file_and_leaves_the_parents_lock(make_app):

@@ -274,6 +274,8 @@ class Spool:
                         "(its writer stopped in the middle of it)", name, len(data)
                     )  # fmt: skip
                 return events, offset, True
+            if events:  # between two batches: the requests' writers get the lock meanwhile
+                time.sleep(BATCH_PAUSE)
             rows = parse(name, data[:end])
             moved = commit(name, offset, offset + end, rows)
             if moved is not None:  # another flusher got here first (no lock held in common?)
@@ -291,7 +293,6 @@ class Spool:
                 self.on_committed(rows)
             except Exception:  # committed all the same; observers never stop the flusher
                 log.exception("audit spool: telling observers of committed events failed")
-            time.sleep(BATCH_PAUSE)
 
     @staticmethod
     def _discard(name: str, path) -> None:
