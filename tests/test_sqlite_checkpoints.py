@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -81,3 +83,40 @@ def test_a_forked_child_checkpoints_with_a_thread_and_connection_of_its_own(tmp_
     _, status = os.waitpid(pid, 0)
     writer.close()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_threads_of_a_new_process_start_one_checkpointer(tmp_path):
+    """A threaded worker's first commits reach ``wrote`` together: a thread that saw the new
+    pid before the rest was set up failed after its commit (AttributeError: a 500 for a
+    write that was kept), and a second thread started a second checkpointer."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for round_ in range(20):
+            path = tmp_path / f"fresh-{round_}.db"
+            sqlite3.connect(path).close()
+            checkpoints = Checkpointer(str(path), interval=60)
+            start, failures = threading.Barrier(8), []
+
+            def commit(checkpoints=checkpoints, start=start, failures=failures):
+                start.wait()
+                try:
+                    checkpoints.wrote()
+                except Exception as error:
+                    failures.append(error)
+
+            before = _checkpointer_threads()
+            threads = [threading.Thread(target=commit) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(10)
+            started = _checkpointer_threads() - before
+            checkpoints.close()
+            assert failures == [] and started == 1, (failures, started)
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _checkpointer_threads() -> int:
+    return sum(t.name == "portcullis-sqlite-checkpoints" for t in threading.enumerate())

@@ -159,6 +159,34 @@ def test_a_forked_child_does_not_share_its_parents_lock(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_the_threads_of_a_new_process_set_up_the_lock_once(tmp_path):
+    """A threaded worker's first requests all reach the lock's set-up at once; a thread that
+    saw the new pid before the descriptor existed failed (AttributeError: a 500)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for round_ in range(30):
+            lock = WriterLock(str(tmp_path / f"fresh-{round_}.db"), timeout=5)
+            start, failures = threading.Barrier(8), []
+
+            def write_once(lock=lock, start=start, failures=failures):
+                start.wait()
+                try:
+                    lock.acquire()
+                    lock.release()
+                except Exception as error:
+                    failures.append(error)
+
+            threads = [threading.Thread(target=write_once) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(10)
+            assert failures == [], failures
+    finally:
+        sys.setswitchinterval(previous)
+
+
 @sqlite_only
 def test_the_lock_file_is_private(sqlite_app):
     with sqlite_app.app_context(), write_transaction():

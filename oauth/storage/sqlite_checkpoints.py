@@ -23,6 +23,8 @@ import os
 import sqlite3
 import threading
 
+from oauth.storage import per_process
+
 log = logging.getLogger(__name__)
 
 HARD_FRAMES = 10_000  # the pool's own wal_autocheckpoint (40 MB of 4 KiB pages)
@@ -40,9 +42,6 @@ class Checkpointer:
     def _fresh_after_fork(self) -> None:
         # Threads do not survive a fork, and SQLite forbids using a connection the parent
         # opened; closing it could disturb the parent's locks, so the child keeps it unused.
-        # Two threads racing here start two checkpointers; the loser's waits for ever on an
-        # Event nobody sets (harmless, and no lock that a fork could leave held).
-        self._pid = os.getpid()
         connection = getattr(self, "_connection", None)
         if connection is not None:
             self._inherited.append(connection)
@@ -56,8 +55,7 @@ class Checkpointer:
 
     def wrote(self) -> None:
         """Called after a write commits: a checkpoint follows within ``interval``."""
-        if self._pid != os.getpid():
-            self._fresh_after_fork()
+        per_process.once(self, self._fresh_after_fork)
         self._due.set()
 
     def _run(self, due: threading.Event, stop: threading.Event) -> None:

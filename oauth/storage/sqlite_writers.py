@@ -22,6 +22,8 @@ import time
 
 import peewee
 
+from oauth.storage import per_process
+
 FIRST_PAUSE = 0.00005  # seconds between two tries of a held flock, doubling up to MAX_PAUSE
 MAX_PAUSE = 0.0005
 
@@ -35,16 +37,14 @@ class WriterLock:
         self._held = threading.local()
         self._pid = None
 
-    def _fresh_after_fork(self) -> None:
+    def _set_up(self) -> None:
         # A descriptor inherited through fork shares its flock with the parent (the lock
         # belongs to the open file), and a thread lock may have been copied while held.
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._threads = threading.Lock()
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._threads = threading.Lock()
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def acquire(self) -> None:
-        self._fresh_after_fork()
+        per_process.once(self, self._set_up)
         deadline = time.monotonic() + self.timeout
         if not self._threads.acquire(timeout=self.timeout):
             raise peewee.OperationalError("database is locked")
