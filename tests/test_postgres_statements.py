@@ -79,7 +79,7 @@ def test_a_rolled_back_transaction_keeps_the_statements(app_context, auth):
 
 
 @postgres_only
-def test_a_server_error_is_peeweees_and_leaves_the_connection_usable(app_context, auth):
+def test_a_server_error_is_peewees_and_leaves_the_connection_usable(app_context, auth):
     user = auth.create_user("di@example.com")
     twin = User(id=user.id, email="other@example.com", password_hash=None, name="")
     with pytest.raises(peewee.IntegrityError):
@@ -142,4 +142,4 @@ def test_placeholders_are_numbered_and_anything_else_takes_the_cursor():
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sqlite_takes_the_cursor(app_context):
-    assert postgres_statements.run(database.obj, "SELECT %s", [1]) is None
+    assert postgres_statements.run(database.obj, "SELECT %s", [1], describe=True) is None

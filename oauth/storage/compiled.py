@@ -105,9 +105,10 @@ def _params(entry: _Compiled, values: tuple) -> list:
 
 def _run(db, entry: _Compiled, values: tuple) -> postgres_statements.Outcome:
     """Run the query: on PostgreSQL as a prepared statement (``postgres_statements``),
-    elsewhere through peewee's ``execute_sql``."""
+    elsewhere through peewee's ``execute_sql``. The columns are named only while the entry
+    has no reader yet."""
     params = _params(entry, values)
-    outcome = postgres_statements.run(db, entry.sql, params)
+    outcome = postgres_statements.run(db, entry.sql, params, describe=entry.reader is None)
     if outcome is None:
         cursor = db.execute_sql(entry.sql, params)
         rows = cursor.fetchall() if cursor.description else []

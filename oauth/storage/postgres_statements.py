@@ -48,10 +48,10 @@ _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 
 @dataclass
 class Outcome:
-    """What a statement gave: the columns' names (as ``cursor.description``'s first items),
-    its rows and the number of rows it changed."""
+    """What a statement gave: the columns' names (as ``cursor.description``'s first items;
+    None unless asked for), its rows and the number of rows it changed."""
 
-    description: list[tuple[str]]
+    description: list[tuple[str]] | None
     rows: list[tuple]
     rowcount: int
 
@@ -60,7 +60,7 @@ class _Session:
     """One connection's statements and its transformer (a connection serves one thread at a
     time, so neither needs a lock)."""
 
-    __slots__ = ("transformer", "names", "prepared", "__weakref__")
+    __slots__ = ("transformer", "names", "prepared")
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.transformer = Transformer(conn)
@@ -96,10 +96,11 @@ def numbered(sql: str) -> bytes | None:
     return text
 
 
-def run(db: peewee.Database, sql: str, params: list) -> Outcome | None:
+def run(db: peewee.Database, sql: str, params: list, *, describe: bool) -> Outcome | None:
     """Run ``sql`` (peewee's placeholders) with ``params`` as a prepared statement of the
     current connection; None when this database or statement cannot take this path (the
-    caller uses ``execute_sql``). Errors are peewee's, as from ``execute_sql``."""
+    caller uses ``execute_sql``). Errors are peewee's, as from ``execute_sql``. ``describe``:
+    also name the columns (a compiled query needs them once, to map them to fields)."""
     if not isinstance(db, peewee.PostgresqlDatabase) or db.query_hooks:
         return None
     text = numbered(sql)
@@ -109,10 +110,10 @@ def run(db: peewee.Database, sql: str, params: list) -> Outcome | None:
         conn = db.connection()
         if not isinstance(conn, psycopg.Connection):
             return None
-        return _execute(conn, text, params)
+        return _execute(conn, text, params, describe)
 
 
-def _execute(conn: psycopg.Connection, text: bytes, params: list) -> Outcome:
+def _execute(conn: psycopg.Connection, text: bytes, params: list, describe: bool) -> Outcome:
     session = _sessions.get(conn)
     if session is None:
         session = _sessions[conn] = _Session(conn)
@@ -131,8 +132,11 @@ def _execute(conn: psycopg.Connection, text: bytes, params: list) -> Outcome:
     if result.status == pq.ExecStatus.TUPLES_OK:
         transformer.set_pgresult(result)
         rows = transformer.load_rows(0, result.ntuples, tuple)
-    encoding = conn.info.encoding
-    description = [((result.fname(i) or b"").decode(encoding),) for i in range(result.nfields)]
+    description = None
+    if describe and result.nfields:
+        encoding = conn.info.encoding
+        names = (result.fname(i) or b"" for i in range(result.nfields))
+        description = [(name.decode(encoding),) for name in names]
     return Outcome(description, rows, result.command_tuples or 0)
 
 
