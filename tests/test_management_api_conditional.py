@@ -67,23 +67,33 @@ def _concurrently(calls) -> tuple[list, list[threading.Thread]]:
     return answers, threads
 
 
-def test_two_patches_with_one_etag_make_one_change_and_one_412(make_app, database_url):
+def _race(make_app, database_url, calls_for):
+    """Over real HTTP, the calls ``calls_for(url, headers)`` makes for one client (its URL,
+    and headers with the token and the ETag just read), queued behind another connection's
+    lock so that all of them read before any writes; returns (caller, client_id, answers)."""
     app = make_app(MANAGEMENT_API=True)
     with LiveServer(app) as server:
         caller = ManagementCaller(app, app.test_client())
         client_id = caller.post("/clients", json=MACHINE).get_json()["client_id"]
         etag = caller.get(f"/clients/{client_id}").headers["ETag"]
         url = f"{server.url}/api/v1/clients/{client_id}"
-        headers = caller.headers(**{"If-Match": etag})
-
-        def patch(name):
-            return lambda: requests.patch(url, json={"name": name}, headers=headers, timeout=30)
-
+        calls = calls_for(url, caller.headers(**{"If-Match": etag}))
         with writer_holding(database_url, "client", "client_id", client_id):
-            answers, threads = _concurrently([patch("First"), patch("Second")])
-            _waiting_on_locks(database_url, 2)
+            answers, threads = _concurrently(calls)
+            _waiting_on_locks(database_url, len(calls))
         for thread in threads:
             thread.join(30)
+    return caller, client_id, answers
+
+
+def test_two_patches_with_one_etag_make_one_change_and_one_412(make_app, database_url):
+    def two_renames(url, headers):
+        return [
+            lambda name=name: requests.patch(url, json={"name": name}, headers=headers, timeout=30)
+            for name in ("First", "Second")
+        ]
+
+    caller, client_id, answers = _race(make_app, database_url, two_renames)
     assert sorted(answer.status_code for answer in answers) == [200, 412]
     winner = next(answer for answer in answers if answer.status_code == 200)
     final = caller.get(f"/clients/{client_id}")
@@ -92,22 +102,13 @@ def test_two_patches_with_one_etag_make_one_change_and_one_412(make_app, databas
 
 
 def test_a_delete_and_a_patch_with_one_etag_do_not_both_happen(make_app, database_url):
-    app = make_app(MANAGEMENT_API=True)
-    with LiveServer(app) as server:
-        caller = ManagementCaller(app, app.test_client())
-        client_id = caller.post("/clients", json=MACHINE).get_json()["client_id"]
-        etag = caller.get(f"/clients/{client_id}").headers["ETag"]
-        url = f"{server.url}/api/v1/clients/{client_id}"
-        headers = caller.headers(**{"If-Match": etag})
-        calls = [
+    def rename_and_delete(url, headers):
+        return [
             lambda: requests.patch(url, json={"name": "Renamed"}, headers=headers, timeout=30),
             lambda: requests.delete(url, headers=headers, timeout=30),
         ]
-        with writer_holding(database_url, "client", "client_id", client_id):
-            answers, threads = _concurrently(calls)
-            _waiting_on_locks(database_url, 2)
-        for thread in threads:
-            thread.join(30)
+
+    caller, client_id, answers = _race(make_app, database_url, rename_and_delete)
     patched, deleted = (answer.status_code for answer in answers)
     # Whichever went first happened alone: a rename then a 412 (or 404) for the delete, or
     # the delete and then a 404 for the rename, never a rename the delete did not see.
