@@ -23,7 +23,6 @@ import time
 from urllib.parse import urlsplit
 
 import pyotp
-import segno
 from flask import current_app
 
 from oauth import audit, metrics
@@ -119,6 +118,8 @@ def provisioning_uri(secret: str, user: User) -> str:
 
 def qr_code_data_uri(uri: str) -> str:
     """The QR code of ``uri`` as an inline SVG ``data:`` URI (rendered here, no service)."""
+    import segno  # only the enrolment page draws one: a worker that never does saves ~1 MB
+
     return segno.make(uri, error="m").svg_data_uri(scale=5, border=2)
 
 
