@@ -12,6 +12,7 @@ import peewee
 from oauth.storage.compiled import execute_many
 from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import AuditEvent, BaseModel, utcnow
+from oauth.storage.postgres_copy import copy_rows
 
 log = logging.getLogger("oauth.storage.audit_spool")
 
@@ -39,7 +40,8 @@ def commit(name: str, expected: int, reached: int, rows: list[dict]) -> int | No
             ).first()
             if (row.ingested if row else 0) != expected:
                 return row.ingested if row else 0
-            execute_many("audit.spool.event", _insert_event, values)
+            if not copy_rows(AuditEvent, _FIELDS, values):  # PostgreSQL: one COPY
+                execute_many("audit.spool.event", _insert_event, values)
             if row is None:  # a rival's insert of the same key fails: its transaction is undone
                 AuditSpoolProgress.insert(spool=name, ingested=reached).execute()
             else:
@@ -66,6 +68,8 @@ def _insert_event(*values):  # Value nodes: the values are db_value'd by _values
 def _values(row: dict) -> tuple:
     """The row's values as peewee would bind them (each field's ``db_value``)."""
     created_at = dt.datetime.fromisoformat(row["created_at"])
+    if created_at.tzinfo is not None:  # stored as naive UTC, whichever way it is inserted
+        created_at = created_at.astimezone(dt.UTC).replace(tzinfo=None)
     values = (created_at, *(row[key] for key in _TEXT), row["details"])
     return tuple(field.db_value(value) for field, value in zip(_FIELDS, values, strict=True))
 
