@@ -9,7 +9,7 @@ import datetime as dt
 import peewee
 import pytest
 
-from oauth.storage.compiled import compiled, execute, execute_many, first, insert, joined
+from oauth.storage.compiled import compiled, execute, first, insert, joined
 from oauth.storage.models import AuditEvent, Client, OAuthSession, RevokedAccessToken, User, utcnow
 from oauth.tokens.jose import InvalidTokenError
 from oauth.tokens.verify import verify_access_token
@@ -142,19 +142,3 @@ def test_a_join_gives_one_object_of_each_model_per_row(app_context, auth):
     assert its_client.redirect_uris == ["https://c3.example/cb"]  # JSON decoded
     assert its_client.extra == 7  # a column after the last model's fields: an attribute
     assert joined((OAuthSession, Client), "test.join", _session_and_client, "nothing") == []
-
-
-def _event_row(*values):
-    fields = (AuditEvent.event_type, AuditEvent.details)
-    return AuditEvent.insert(
-        {f: peewee.Value(v, unpack=False) for f, v in zip(fields, values, strict=True)}
-    )
-
-
-def test_execute_many_runs_one_statement_over_the_rows(app_context):
-    details = AuditEvent.details.db_value
-    rows = [("test.many", details({"n": n})) for n in range(3)]
-    execute_many("test.many", _event_row, rows)
-    execute_many("test.many", _event_row, [])  # nothing to do, no statement
-    found = AuditEvent.select().where(AuditEvent.event_type == "test.many").order_by(AuditEvent.id)
-    assert [event.details for event in found] == [{"n": 0}, {"n": 1}, {"n": 2}]

@@ -9,7 +9,7 @@ import logging
 
 import peewee
 
-from oauth.storage.compiled import execute_many
+from oauth.storage.bulk_insert import insert_rows
 from oauth.storage.db import for_update, write_transaction
 from oauth.storage.models import AuditEvent, BaseModel, utcnow
 from oauth.storage.postgres_copy import copy_rows
@@ -41,7 +41,7 @@ def commit(name: str, expected: int, reached: int, rows: list[dict]) -> int | No
             if (row.ingested if row else 0) != expected:
                 return row.ingested if row else 0
             if not copy_rows(AuditEvent, _FIELDS, values):  # PostgreSQL: one COPY
-                execute_many("audit.spool.event", _insert_event, values)
+                insert_rows(AuditEvent, _FIELDS, values)  # SQLite: one multi-row INSERT
             if row is None:  # a rival's insert of the same key fails: its transaction is undone
                 AuditSpoolProgress.insert(spool=name, ingested=reached).execute()
             else:
@@ -58,11 +58,6 @@ _TEXT = {"event_type": 64, "user_id": 36, "client_id": 255, "ip": 64}  # AuditEv
 
 _FIELDS = [AuditEvent.created_at, AuditEvent.event_type, AuditEvent.user_id]
 _FIELDS += [AuditEvent.client_id, AuditEvent.ip, AuditEvent.details]
-
-
-def _insert_event(*values):  # Value nodes: the values are db_value'd by _values
-    row = zip(_FIELDS, values, strict=True)
-    return AuditEvent.insert({field: peewee.Value(value, unpack=False) for field, value in row})
 
 
 def _values(row: dict) -> tuple:

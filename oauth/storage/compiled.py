@@ -168,16 +168,6 @@ def execute(name: str, build: Callable[..., peewee.Query], *values: Any) -> int:
     return _run(db, entry, values).rowcount
 
 
-def execute_many(name: str, build: Callable[..., peewee.Query], rows: list[tuple]) -> None:
-    """Run the statement ``build(*values)`` once per tuple of ``rows``, compiled once per
-    database class (as ``execute``) and handed to the driver's ``executemany``."""
-    if not rows:
-        return
-    db = database.obj
-    entry = _entry(db, name, build, len(rows[0]))
-    db.cursor().executemany(entry.sql, [_params(entry, values) for values in rows])
-
-
 def insert(instance: peewee.Model) -> None:
     """INSERT ``instance``, as ``instance.save(force_insert=True)`` would (the fields it has
     a value for, through their ``db_value``), compiled once per model and set of fields."""
