@@ -1,19 +1,22 @@
-"""PostgreSQL: a grant's common writes as one statement, which is its own transaction.
+"""A grant's common writes in one short step: one statement on PostgreSQL, one batch on SQLite.
 
 Refresh rotation (``rotated``): in a transaction, a rotation is five round trips or more:
 BEGIN, the conditional UPDATE of the token (``tokens/refresh.spend``), the successor's
-INSERT, "last used" of the session and of the consent when due, COMMIT. On PostgreSQL the same writes fit in one statement: the UPDATE
-in a ``WITH``, whose ``RETURNING`` row (none when the token is no longer live or its
-session was revoked) feeds the INSERT and the touches, so they happen only with it. A
-statement outside a transaction commits alone and is atomic; its row locks are the
-UPDATE's, as in the transaction. When it changes nothing, the grant runs the careful path
-in a transaction (the locked re-read, the reuse policy). SQLite allows no data-modifying
-``WITH`` and queues its writers anyway (``storage/sqlite_writers.py``): it keeps the
-transaction. So does a grant whose client "last used" is due (once a minute per client).
+INSERT, "last used" of the session and of the consent when due, COMMIT. On PostgreSQL the
+same writes fit in one statement: the UPDATE in a ``WITH``, whose ``RETURNING`` row (none
+when the token is no longer live or its session was revoked) feeds the INSERT and the
+touches, so they happen only with it. A statement outside a transaction commits alone and
+is atomic; its row locks are the UPDATE's, as in the transaction. SQLite allows no
+data-modifying ``WITH``; there the same statements run as one batch
+(``storage/sqlite_batch.py``) that holds the writers' lock for nothing but them, and an
+UPDATE that changes no row rolls the batch back. When either changes nothing, the grant runs
+the careful path in a transaction (the locked re-read, the reuse policy). So does a grant
+whose client "last used" is due (once a minute per client): that write has its own
+transaction.
 
 Code exchange (``redeemed``): the same for the conditional consumption of the code (still
-approved, unexpired, its user active), which feeds the session's INSERT, the first refresh
-token's and the consent's "last used"; nothing is written when the code changed.
+approved, unexpired, its user active), with the session's INSERT, the first refresh token's
+and the consent's "last used"; nothing is written when the code changed.
 
 The statements are built from the same query builders as the transaction's writes (the
 conditions live in one place) and compiled once per variant (``storage/compiled.py``).
@@ -22,6 +25,7 @@ conditions live in one place) and compiled once per variant (``storage/compiled.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import peewee
 
@@ -30,8 +34,8 @@ from oauth.accounts import consents
 from oauth.plugins.hookspecs import TokenContext
 from oauth.registry import clients
 from oauth.security import random_token, sha256_hex
-from oauth.storage import models
-from oauth.storage.compiled import execute
+from oauth.storage import models, sqlite_batch
+from oauth.storage.compiled import execute, insert_statement, statement
 from oauth.storage.db import is_sqlite
 from oauth.storage.models import AuthorizationRequest, OAuthSession, RefreshToken, User, utcnow
 from oauth.tokens import issue, refresh
@@ -55,23 +59,67 @@ def _consent_used(cte, at, user_id, client_id, cutoff) -> peewee.CTE:
 
 
 def rotated(context: TokenContext, rotation: refresh.Rotation | None) -> bool:
-    """Rotate as ``rotation`` prepared, in one statement, when that can be done: True if it
-    was (the successor is ``rotation.child``), False if the caller must run the transaction
-    (SQLite, no rotation prepared, client "last used" due, or the token changed since)."""
-    if rotation is None or is_sqlite() or clients.touch_due(context.client):
+    """Rotate as ``rotation`` prepared, in one step, when that can be done: True if it was
+    (the successor is ``rotation.child``), False if the caller must run the transaction
+    (no rotation prepared, client "last used" due, or the token changed since)."""
+    if rotation is None or clients.touch_due(context.client):
         return False
     user, client, session = context.user, context.client, rotation.session
-    touch_session = refresh.touch_due(session, rotation.at)
-    touch_consent = consents.touch_due(user, client)
+    touches = Touches(refresh.touch_due(session, rotation.at), consents.touch_due(user, client))
+    at, cutoff = _moments(rotation.at)
+    if is_sqlite():
+        done = _rotated_in_batch(context, rotation, touches, at, cutoff)
+    else:
+        done = _rotated_in_one_statement(context, rotation, touches, at, cutoff)
+    if not done:
+        return False
+    if touches.session:
+        session.last_used_at = rotation.at
+    if touches.consent:
+        consents.touched(user, client)
+    logs.note(user_id=user.id)  # the token's subject, for the request's log line
+    return True
+
+
+@dataclass(frozen=True)
+class Touches:
+    """Which "last used" a grant writes with its rows (each at most once a minute)."""
+
+    session: bool = False
+    consent: bool = False
+
+
+def _rotated_in_batch(context, rotation, touches: Touches, at, cutoff) -> bool:
+    user, client, session = context.user, context.client, rotation.session
+    row_id, token_hash = rotation.row.id, sha256_hex(rotation.child)
+    steps = [
+        (*statement("refresh.token.rotated_live", refresh.live_rotated, at, rotation.sealed, row_id), True),
+        (*statement("refresh.token.new", refresh.new_token, session.id, token_hash, row_id, at), False),
+    ]  # fmt: skip
+    if touches.session:
+        steps.append(
+            (*statement("refresh.session.used", refresh.session_used, at, session.id), False)
+        )
+    if touches.consent:
+        steps.append((*_consent_statement(at, user, client, cutoff), False))
+    return sqlite_batch.run(steps)
+
+
+def _consent_statement(at, user, client, cutoff) -> tuple[str, list]:
+    return statement("consents.touch", consents.touch_query, at, user.id, client.client_id, cutoff)
+
+
+def _rotated_in_one_statement(context, rotation, touches: Touches, at, cutoff) -> bool:
+    user, client, session = context.user, context.client, rotation.session
 
     def build(at, sealed, token_id, token_hash, *due):
         live = refresh.live_rotated(at, sealed, token_id)
         done = live.returning(RefreshToken.session, RefreshToken.id).cte("rotated")
         ctes = [done]
-        if touch_session:
+        if touches.session:
             session_id, *due = due
             ctes.append(_after(done, refresh.session_used(at, session_id)).cte("session_used"))
-        if touch_consent:
+        if touches.consent:
             ctes.append(_consent_used(done, at, *due))
         successor = [done.c.session_id, peewee.Value(token_hash), done.c.id]
         successor.append(_typed(at, RefreshToken.created_at))
@@ -79,21 +127,13 @@ def rotated(context: TokenContext, rotation: refresh.Rotation | None) -> bool:
         fields.append(RefreshToken.created_at)
         return RefreshToken.insert_from(peewee.Select([done], successor), fields).with_cte(*ctes)
 
-    name = f"grant_statements.rotated:{touch_session}:{touch_consent}"
-    at, cutoff = _moments(rotation.at)
+    name = f"grant_statements.rotated:{touches.session}:{touches.consent}"
     values = [at, rotation.sealed, rotation.row.id, sha256_hex(rotation.child)]
-    if touch_session:
+    if touches.session:
         values.append(session.id)
-    if touch_consent:
+    if touches.consent:
         values += [user.id, client.client_id, cutoff]
-    if not execute(name, build, *values):
-        return False
-    if touch_session:
-        session.last_used_at = rotation.at
-    if touch_consent:
-        consents.touched(user, client)
-    logs.note(user_id=user.id)  # the token's subject, for the request's log line
-    return True
+    return bool(execute(name, build, *values))
 
 
 def _moments(now: dt.datetime) -> tuple:
@@ -121,15 +161,51 @@ def consumed_if_redeemable(session_id: str, row_id: str, now):
 
 
 def redeemed(context: TokenContext, row_id: str, token: dict) -> bool | None:
-    """Redeem the code ``row_id`` into ``context.session`` in one statement: True if it was
+    """Redeem the code ``row_id`` into ``context.session`` in one step: True if it was
     (``token`` gets its refresh token), False if the code changed since validation (the
-    careful path answers), None where the transaction must do it (SQLite, client "last used"
-    due)."""
+    careful path answers), None where the transaction must do it (client "last used" due)."""
     user, client, session = context.user, context.client, context.session
-    if is_sqlite() or clients.touch_due(client):
+    if clients.touch_due(client):
         return None
-    touch_consent = consents.touch_due(user, client)
+    touches = Touches(consent=consents.touch_due(user, client))
     refresh_token = random_token(32) if client.check_grant_type("refresh_token") else None
+    at, cutoff = _moments(utcnow())
+    redeem = _redeemed_in_batch if is_sqlite() else _redeemed_in_one_statement
+    if not redeem(context, row_id, refresh_token, touches, at, cutoff):
+        return False
+    session._dirty.clear()
+    if refresh_token is not None:
+        issue.add_refresh_token(token, context, refresh_token=refresh_token)
+    if touches.consent:
+        consents.touched(user, client)
+    logs.note(user_id=user.id)
+    return True
+
+
+def _redeemed_in_batch(context, row_id, refresh_token, touches: Touches, at, cutoff) -> bool:
+    """The session first: the consumed code points at it."""
+    user, client, session = context.user, context.client, context.session
+    steps = [
+        (*insert_statement(session), False),
+        (*statement("grants.code.redeemed", consumed_if_redeemable, session.id, row_id, at), True),
+    ]  # fmt: skip
+    if refresh_token is not None:
+        token_hash = sha256_hex(refresh_token)
+        steps.append(
+            (
+                *statement(
+                    "refresh.token.new", refresh.new_token, session.id, token_hash, None, at
+                ),
+                False,
+            )
+        )
+    if touches.consent:
+        steps.append((*_consent_statement(at, user, client, cutoff), False))
+    return sqlite_batch.run(steps)
+
+
+def _redeemed_in_one_statement(context, row_id, refresh_token, touches, at, cutoff) -> bool:
+    user, client, session = context.user, context.client, context.session
     data = session.__data__
     fields = tuple(f for f in OAuthSession._meta.sorted_fields if f.name in data)
 
@@ -147,24 +223,15 @@ def redeemed(context: TokenContext, row_id: str, token: dict) -> bool | None:
             token_fields = [RefreshToken.session, RefreshToken.token_hash, RefreshToken.created_at]
             first_token = RefreshToken.insert_from(peewee.Select([stored], first), token_fields)
             ctes.append(first_token.cte("first_token"))
-        if touch_consent:
+        if touches.consent:
             ctes.append(_consent_used(done, at, *rest))
         return OAuthSession.select(peewee.SQL("1")).from_(stored).with_cte(*ctes)
 
     name = f"grant_statements.redeemed:{','.join(f.name for f in fields)}"
-    name += f":{refresh_token is not None}:{touch_consent}"
-    at, cutoff = _moments(utcnow())
+    name += f":{refresh_token is not None}:{touches.consent}"
     values = [at, session.id, row_id, *(f.db_value(data[f.name]) for f in fields)]
     if refresh_token is not None:
         values.append(sha256_hex(refresh_token))
-    if touch_consent:
+    if touches.consent:
         values += [user.id, client.client_id, cutoff]
-    if not execute(name, build, *values):
-        return False
-    session._dirty.clear()
-    if refresh_token is not None:
-        issue.add_refresh_token(token, context, refresh_token=refresh_token)
-    if touch_consent:
-        consents.touched(user, client)
-    logs.note(user_id=user.id)
-    return True
+    return bool(execute(name, build, *values))

@@ -191,7 +191,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         context = _context(self, "authorization_code", session, session.scopes)
         token, claims = issue.user_tokens(context, nonce=row.nonce)  # every hook, no lock
-        done = grant_statements.redeemed(context, row.id, token)  # PostgreSQL, one statement
+        done = grant_statements.redeemed(context, row.id, token)  # one statement or batch
         if done is None:
             try:
                 in_write_transaction(lambda: self._redeem_unchanged(row.id, context, token))
@@ -297,7 +297,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         context = _context(self, "refresh_token", session, scopes)
         token, claims = issue.user_tokens(context)  # every hook, before any lock
         rotation = self.request.rotation
-        if grant_statements.rotated(context, rotation):  # PostgreSQL, one statement
+        if grant_statements.rotated(context, rotation):  # one statement, or one SQLite batch
             issue.add_refresh_token(token, context, refresh_token=rotation.child)
         else:
             in_write_transaction(lambda: self._rotate(context, token))

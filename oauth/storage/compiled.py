@@ -168,9 +168,26 @@ def execute(name: str, build: Callable[..., peewee.Query], *values: Any) -> int:
     return _run(db, entry, values).rowcount
 
 
+def statement(name: str, build: Callable[..., peewee.Query], *values: Any) -> tuple[str, list]:
+    """The SQL and parameters of ``build(*values)`` (as ``execute`` would run them), to run
+    later on the raw connection (``storage/sqlite_batch.py``)."""
+    entry = _entry(database.obj, name, build, len(values))
+    return entry.sql, _params(entry, values)
+
+
 def insert(instance: peewee.Model) -> None:
     """INSERT ``instance``, as ``instance.save(force_insert=True)`` would (the fields it has
     a value for, through their ``db_value``), compiled once per model and set of fields."""
+    execute(*_insertion(instance))
+    instance._dirty.clear()
+
+
+def insert_statement(instance: peewee.Model) -> tuple[str, list]:
+    """``insert``'s SQL and parameters for ``instance``, to run later (``statement``)."""
+    return statement(*_insertion(instance))
+
+
+def _insertion(instance: peewee.Model) -> tuple:
     model, data = type(instance), instance.__data__
     fields = [field for field in model._meta.sorted_fields if field.name in data]
     if isinstance(model._meta.primary_key, peewee.AutoField):
@@ -181,8 +198,7 @@ def insert(instance: peewee.Model) -> None:
         row = zip(fields, values, strict=True)
         return model.insert({field: peewee.Value(value, unpack=False) for field, value in row})
 
-    execute(name, build, *(field.db_value(data[field.name]) for field in fields))
-    instance._dirty.clear()
+    return (name, build, *(field.db_value(data[field.name]) for field in fields))
 
 
 def first(rows: list[peewee.Model]) -> peewee.Model | None:

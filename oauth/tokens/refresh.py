@@ -38,10 +38,11 @@ def new_refresh_token(session: OAuthSession, parent: RefreshToken | None = None)
 
 
 def _store_token(session_id: str, plain: str, parent_id, created_at) -> None:
-    execute("refresh.token.new", _new_token, session_id, sha256_hex(plain), parent_id, created_at)
+    execute("refresh.token.new", new_token, session_id, sha256_hex(plain), parent_id, created_at)
 
 
-def _new_token(session_id, token_hash, parent_id, created_at):
+def new_token(session_id, token_hash, parent_id, created_at):
+    """The INSERT of a refresh token (``protocol/grant_statements.py`` runs it in a batch)."""
     return RefreshToken.insert(
         session=session_id, token_hash=token_hash, parent=parent_id, created_at=created_at
     )
