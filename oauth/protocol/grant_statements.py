@@ -93,9 +93,14 @@ def _rotated_in_batch(context, rotation, touches: Touches, at, cutoff) -> bool:
     user, client, session = context.user, context.client, rotation.session
     row_id, token_hash = rotation.row.id, sha256_hex(rotation.child)
     steps = [
-        (*statement("refresh.token.rotated_live", refresh.live_rotated, at, rotation.sealed, row_id), True),
-        (*statement("refresh.token.new", refresh.new_token, session.id, token_hash, row_id, at), False),
-    ]  # fmt: skip
+        (
+            *statement(
+                "refresh.token.rotated_live", refresh.live_rotated, at, rotation.sealed, row_id
+            ),
+            True,
+        ),
+        (*_new_token_statement(session.id, token_hash, row_id, at), False),
+    ]
     if touches.session:
         steps.append(
             (*statement("refresh.session.used", refresh.session_used, at, session.id), False)
@@ -103,6 +108,10 @@ def _rotated_in_batch(context, rotation, touches: Touches, at, cutoff) -> bool:
     if touches.consent:
         steps.append((*_consent_statement(at, user, client, cutoff), False))
     return sqlite_batch.run(steps)
+
+
+def _new_token_statement(session_id, token_hash, parent_id, at) -> tuple[str, list]:
+    return statement("refresh.token.new", refresh.new_token, session_id, token_hash, parent_id, at)
 
 
 def _consent_statement(at, user, client, cutoff) -> tuple[str, list]:
@@ -160,13 +169,13 @@ def consumed_if_redeemable(session_id: str, row_id: str, now):
     )
 
 
-def redeemed(context: TokenContext, row_id: str, token: dict) -> bool | None:
+def redeemed(context: TokenContext, row_id: str, token: dict) -> bool:
     """Redeem the code ``row_id`` into ``context.session`` in one step: True if it was
-    (``token`` gets its refresh token), False if the code changed since validation (the
-    careful path answers), None where the transaction must do it (client "last used" due)."""
+    (``token`` gets its refresh token), False if the caller must run the transaction (client
+    "last used" due, or the code changed since validation)."""
     user, client, session = context.user, context.client, context.session
     if clients.touch_due(client):
-        return None
+        return False
     touches = Touches(consent=consents.touch_due(user, client))
     refresh_token = random_token(32) if client.check_grant_type("refresh_token") else None
     at, cutoff = _moments(utcnow())
@@ -190,14 +199,8 @@ def _redeemed_in_batch(context, row_id, refresh_token, touches: Touches, at, cut
         (*statement("grants.code.redeemed", consumed_if_redeemable, session.id, row_id, at), True),
     ]  # fmt: skip
     if refresh_token is not None:
-        token_hash = sha256_hex(refresh_token)
         steps.append(
-            (
-                *statement(
-                    "refresh.token.new", refresh.new_token, session.id, token_hash, None, at
-                ),
-                False,
-            )
+            (*_new_token_statement(session.id, sha256_hex(refresh_token), None, at), False)
         )
     if touches.consent:
         steps.append((*_consent_statement(at, user, client, cutoff), False))

@@ -103,10 +103,6 @@ def _code(code_hash):
     return query.where(AuthorizationRequest.code_hash == code_hash)
 
 
-class _Changed(Exception):
-    """The code changed since validation: roll back and redeem it the careful way."""
-
-
 def _active_user(user_id: str, description: str) -> User:
     user = row_by(User.id, user_id)
     if user is None or user.disabled:
@@ -191,33 +187,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         context = _context(self, "authorization_code", session, session.scopes)
         token, claims = issue.user_tokens(context, nonce=row.nonce)  # every hook, no lock
-        done = grant_statements.redeemed(context, row.id, token)  # one statement or batch
-        if done is None:
-            try:
-                in_write_transaction(lambda: self._redeem_unchanged(row.id, context, token))
-                done = True
-            except _Changed:
-                done = False
-        if not done:
+        # One step (a statement, a SQLite batch), else the careful transaction: the client's
+        # "last used" is due, or the code changed since validation.
+        if not grant_statements.redeemed(context, row.id, token):
             in_write_transaction(lambda: self._redeem(row.id, context, token))
         _issued(context, "authorization_code", claims)
         return 200, token, self.TOKEN_RESPONSE_HEADER
-
-    def _redeem_unchanged(self, row_id: str, context: TokenContext, token: dict) -> None:
-        """In the write transaction, the common case in three writes: the session, then the
-        code consumed if it is as validated (else ``_Changed`` undoes the session)."""
-        insert(context.session)
-        at = AuthorizationRequest.expires_at.db_value(utcnow())
-        if not execute(
-            "grants.code.redeemed",
-            grant_statements.consumed_if_redeemable,
-            context.session.id,
-            row_id,
-            at,
-        ):
-            raise _Changed
-        issue.add_refresh_token(token, context)
-        _used(context.user, context.client)
 
     def _redeem(self, row_id: str, context: TokenContext, token: dict) -> None:
         """In the write transaction: the code is still unused (else this is a replay, as a
@@ -305,11 +280,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
     def _rotate(self, context: TokenContext, token: dict) -> None:
-        """In the write transaction: spend the token as prepared, or (a concurrent rotation
-        meanwhile, a replay within the interval, or reuse) locked again, and add its
-        successor. A disabled user's sessions are revoked with the user (accounts/admin.py),
-        which ``spend`` sees under the lock."""
+        """In the write transaction (the one step was not taken or changed nothing): spend the
+        token, locked again (a concurrent rotation meanwhile, a replay within the interval, or
+        reuse), and add its successor. A disabled user's sessions are revoked with the user
+        (accounts/admin.py), which ``spend`` sees under the lock."""
         plain, client = self.request.refresh_token_plain, self.request.client
-        next_plain = refresh.spend(plain, client, self.request.rotation)
+        next_plain = refresh.spend(plain, client)
         issue.add_refresh_token(token, context, refresh_token=next_plain)
         _used(context.user, client)

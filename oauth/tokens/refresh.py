@@ -113,7 +113,8 @@ def _within_interval(row: RefreshToken) -> bool:
 @dataclass
 class Rotation:
     """A rotation of a token ``find`` saw live, worked out before the write lock: its
-    successor, sealed under it, and the moment (``spend`` writes it in two statements)."""
+    successor, sealed under it, and the moment (``protocol/grant_statements.rotated`` writes
+    it in one step)."""
 
     plain: str
     row: RefreshToken
@@ -131,19 +132,15 @@ def prepare(plain: str, row: RefreshToken, session: OAuthSession) -> Rotation | 
     return Rotation(plain, row, session) if row.rotated_at is None else None
 
 
-def spend(plain: str, client: Client, rotation: Rotation | None = None) -> str:
+def spend(plain: str, client: Client) -> str:
     """In the caller's write transaction: spend ``plain``: the refresh token the client gets next.
 
-    A ``rotation`` prepared while the token was live is written if it still is and its
-    session is not revoked (one conditional UPDATE says both); else, as without one, the row
-    and its session are locked and read again (they changed since ``find``): a live token
-    rotates, a rotated one within the reuse interval gives the current one, and any other
-    replay revokes the session and answers ``invalid_grant`` (the caller commits the
-    revocation before answering).
+    The careful path, for when the one-step rotation (``protocol/grant_statements.py``) was
+    not taken or changed nothing: the row and its session are locked and read again (they
+    may have changed since ``find``): a live token rotates, a rotated one within the reuse
+    interval gives the current one, and any other replay revokes the session and answers
+    ``invalid_grant`` (the caller commits the revocation before answering).
     """
-    if rotation is not None and _rotated_live(rotation):
-        _touch(rotation.session, rotation.at)
-        return rotation.child
     row, session = _find(plain, client, locked=True)
     if row.rotated_at is None:
         next_plain = _rotate(row, plain, session)
@@ -151,14 +148,6 @@ def spend(plain: str, client: Client, rotation: Rotation | None = None) -> str:
         next_plain = _replay(row, plain, session)
     _touch(session, utcnow())
     return next_plain
-
-
-def _rotated_live(rotation: Rotation) -> bool:
-    at, row = _at(rotation.at), rotation.row
-    if not execute("refresh.token.rotated_live", live_rotated, at, rotation.sealed, row.id):
-        return False
-    _store_token(rotation.session.id, rotation.child, row.id, at)
-    return True
 
 
 def live_rotated(rotated_at, successor, token_id):
