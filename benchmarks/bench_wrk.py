@@ -60,6 +60,7 @@ class Result:
     raw: str
     cpu: str = ""
     server_cpus: float = 0.0  # CPUs the server's processes used during the run (1.0 = one CPU)
+    database_cpus: float = 0.0  # CPUs the PostgreSQL server used meanwhile (0 on SQLite)
 
     @property
     def errors(self) -> int:
@@ -146,6 +147,7 @@ class CpuMeter:
         self.server_pid = server_pid
         self.label = label
         self.server_cpus = 0.0
+        self.database_cpus = 0.0
         self.summary = ""
 
     def __enter__(self) -> CpuMeter:
@@ -188,6 +190,7 @@ class CpuMeter:
             parts.append(f"steal {share(steal)}")
         self.summary = ", ".join(parts)
         self.server_cpus = server / total * cpus
+        self.database_cpus = postgres / total * cpus
 
 
 def run_wrk(wrk: str, args, url: str, seconds: int, script: Path | None) -> str:

@@ -334,6 +334,7 @@ def load(wrk: str, args, server: Process, path: str, script: Path | None) -> Res
         output = run_wrk(wrk, args, url, args.seconds, script)
     result = parse_wrk(path, output)
     result.cpu, result.server_cpus = cpu.summary, cpu.server_cpus
+    result.database_cpus = cpu.database_cpus
     if args.verbose:
         print(result.raw)
     return result
