@@ -184,3 +184,56 @@ def test_machine_clients_record_when_they_were_last_used(make_app):
     assert cc_token(http, client_id, secret, audience=API).status_code == 200
     with app.app_context():  # at most one write a minute per client
         assert Client.get(Client.client_id == client_id).last_used_at == first
+
+
+def test_a_claim_that_is_not_json_fails_in_the_plugin_that_returned_it(
+    make_app, plugin_dir, caplog
+):
+    """A claim JSON cannot hold (a datetime here) is the plugin's failure, logged with its
+    name and counted against it, for user and machine tokens alike; values JSON holds but
+    orjson alone does not (an integer beyond 64 bits, an integer key) still work."""
+    write_plugin(
+        plugin_dir,
+        "clock",
+        """
+        import datetime
+        from oauth import hookimpl
+        @hookimpl
+        def customize_access_token(context, claims):
+            if context.grant_type == "client_credentials":
+                return {"big": 2 ** 70, "by_id": {7: "seven"}}
+            return {"signed_in": datetime.datetime(2026, 1, 1)}
+        @hookimpl
+        def customize_client_credentials_token():
+            return {"tags": {"a", "b"}}
+    """,
+    )
+    app = make_app(PLUGINS_DIR=str(plugin_dir))
+    flow = user_flow(app)
+    code, _ = flow.get_code()
+    client_id, secret = setup_m2m(app)
+    with caplog.at_level(logging.ERROR):
+        user = flow.exchange(code)
+        machine = cc_token(app.test_client(), client_id, secret, audience=API)
+    for response in (user, machine):
+        assert (response.status_code, response.get_json()["error"]) == (500, "server_error")
+        assert "clock" not in response.get_json()["error_description"]
+    assert "Plugin 'clock' returned a claim that is not JSON from customize_access_token" in (
+        caplog.text
+    )
+    assert "from customize_client_credentials_token: Object of type set" in caplog.text
+    listing = json.loads(app.test_cli_runner().invoke(args=["plugins", "list", "--json"]).output)
+    (clock,) = [p for p in listing if p["name"] == "clock"]
+    assert clock["per_hook"]["customize_access_token"]["failures"] == 1
+
+    (plugin_dir / "clock.py").write_text(
+        "from oauth import hookimpl\n"
+        "@hookimpl\n"
+        "def customize_access_token():\n"
+        "    return {'big': 2 ** 70, 'by_id': {7: 'seven'}}\n"
+    )
+    app = make_app(PLUGINS_DIR=str(plugin_dir))
+    client_id, secret = setup_m2m(app, name="M2M 2")
+    response = cc_token(app.test_client(), client_id, secret, audience=API)
+    claims = decode_jwt_unverified(response.get_json()["access_token"])[1]
+    assert claims["big"] == 2**70 and claims["by_id"] == {"7": "seven"}

@@ -17,6 +17,7 @@ from typing import Any
 import pluggy
 from flask import Flask, current_app
 
+from oauth import compact_json
 from oauth.config import ConfigError
 from oauth.plugins import hookspecs, loader, stats
 from oauth.plugins.hookspecs import (
@@ -161,6 +162,14 @@ class PluginHost:
                     f"Plugin '{plugin}' tried to change the protected claim '{name}' "
                     f"in {hook_name}.",
                 )
+        try:  # here, so the log names the plugin (the token's signing would fail anonymously)
+            compact_json.dumps(changes)
+        except (TypeError, ValueError) as error:
+            self._fail(
+                plugin,
+                hook_name,
+                f"Plugin '{plugin}' returned a claim that is not JSON from {hook_name}: {error}.",
+            )
         return {**claims, **changes}
 
     def run_claims_chain(

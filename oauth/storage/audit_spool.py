@@ -25,7 +25,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import re
@@ -40,6 +39,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, has_app_context
 
+from oauth import compact_json
 from oauth.storage.audit_ingest import AuditSpoolProgress, commit, parse, progress
 from oauth.storage.db import database
 
@@ -109,7 +109,7 @@ class Spool:
     def append(self, event: dict) -> None:
         """Make ``event`` durable in this process's file: returns once the kernel has it.
         Raises OSError (disk full, folder gone) or ValueError (an event over MAX_LINE)."""
-        line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        line = compact_json.dumps(event) + b"\n"
         if len(line) > MAX_LINE:
             raise ValueError(f"an audit event of {len(line)} bytes is too large to spool")
         if self._pid != os.getpid():

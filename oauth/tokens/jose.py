@@ -19,6 +19,8 @@ from jose import jwk, jws
 from jose.backends.base import Key
 from jose.exceptions import JOSEError
 
+from oauth import compact_json
+
 SUPPORTED_ALGS = ("ES256", "RS256")
 RSA_KEY_SIZE = 2048
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -155,7 +157,7 @@ class KeyMaterial:
 
         Signed with ``cryptography`` directly: the header of each ``typ`` is encoded once per
         key, and ES256's DER signature becomes JWS's fixed-size ``r || s`` (RFC 7518 §3.4)."""
-        payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        payload = compact_json.dumps(claims)
         signing_input = self._header(typ) + b"." + b64url(payload).encode()
         key = self._signing_key()
         if self.alg == "ES256":

@@ -10,13 +10,12 @@ and Flask answers, unchanged. ``LEAN_TOKEN_LANE = False`` sends every request to
 from __future__ import annotations
 
 import io
-import json
 
 from flask import Flask
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import HTTP_STATUS_CODES
 
-from oauth import logs
+from oauth import compact_json, logs
 from oauth.protocol import lean_token
 from oauth.web import issuer_host
 from oauth.web.headers import security_headers
@@ -52,7 +51,7 @@ class TokenLane:
             return self.wsgi_app(environ, start_response)
         logs.note_endpoint(ENDPOINT)
         issuer_host.check_environ(self.app, environ)
-        data = json.dumps(answer.payload).encode("utf-8")
+        data = compact_json.dumps(answer.payload)
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(data))),
