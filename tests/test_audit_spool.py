@@ -95,6 +95,18 @@ def test_spooled_events_reach_the_table_once_with_details_and_actor(make_app):
     assert (progress.spool, progress.ingested) == (path.name, path.stat().st_size)
 
 
+def test_any_text_an_event_holds_comes_back_from_the_spool_as_it_went_in(make_app):
+    """Lines are UTF-8 JSON now (``compact_json``); text that has no UTF-8 form (a lone
+    surrogate, which a JSON request body can carry) is escaped, never an error."""
+    app = make_app(**IDLE)
+    texts = ["Zoë Ångström", "snow \u2603 line\u2028sep", "\ud800 alone", 'quote " \\ \n']
+    with app.test_request_context("/"):
+        for text in texts:
+            audit.record_soon("thing.named", name=text)
+    assert flush(app) == len(texts)
+    assert [row.details["name"] for row in rows(app, "thing.named")] == texts
+
+
 def test_the_flusher_thread_moves_events_without_being_asked(make_app):
     app = make_app(AUDIT_SPOOL_FLUSH_SECONDS=0.05)
     with app.app_context():

@@ -26,11 +26,11 @@ CLAIMS = {
 
 
 def standard(value) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def test_a_token_payload_is_the_standard_librarys_compact_utf8_bytes():
-    assert dumps(CLAIMS) == standard(CLAIMS)
+    assert dumps(CLAIMS) == json.dumps(CLAIMS, separators=(",", ":"), ensure_ascii=False).encode()
     assert json.loads(dumps(CLAIMS)) == CLAIMS
 
 
@@ -60,7 +60,6 @@ def test_what_json_cannot_hold_is_refused(value):
         dumps({"claim": value})
 
 
-def test_a_lone_surrogate_is_refused_and_nan_becomes_null():
-    with pytest.raises(ValueError):
-        dumps({"name": "\ud800"})
+def test_a_lone_surrogate_is_escaped_and_nan_becomes_null():
+    assert dumps({"name": "Zoë \ud800", 2**70: 1}) == b'{"name":"Zo\\u00eb \\ud800","%d":1}' % 2**70
     assert dumps({"x": float("nan"), "y": float("inf")}) == b'{"x":null,"y":null}'
