@@ -5,9 +5,9 @@ correct JSON"), the same bytes as ``json.dumps`` with compact separators and
 ``ensure_ascii=False`` for strings, integers, booleans, null, arrays and objects (keys in
 insertion order); a float may come out in another valid form (``1e16`` for ``1e+16``). The
 standard library takes over for what orjson refuses and it accepts (integers beyond 64 bits,
-nesting deeper than 254 levels, a lone surrogate in a string, which it escapes), so a value
-is accepted when ``json.dumps`` accepts it, and dates and dataclasses are refused as
-``json.dumps`` refuses them. Two differences: a ``uuid.UUID`` is written as its string, and
+nesting deeper than 254 levels, a lone surrogate in a string), writing ASCII with every other
+character escaped, so a value is accepted when ``json.dumps`` accepts it, and dates and
+dataclasses are refused as ``json.dumps`` refuses them. Two differences: a ``uuid.UUID`` is written as its string, and
 NaN and the infinities become ``null`` (where ``json.dumps`` wrote ``NaN``, which is not
 JSON; it still does in the fallback).
 """
@@ -31,7 +31,8 @@ def dumps(value) -> bytes:
     try:
         return orjson.dumps(value, option=_OPTIONS)
     except orjson.JSONEncodeError:
-        # ASCII: a lone surrogate (from a JSON body's "\ud800") has no UTF-8 form
+        # ASCII, escaping every other character: a lone surrogate (a JSON body's "\ud800")
+        # has no UTF-8 form
         return json.dumps(value, separators=(",", ":"), default=_as_orjson).encode("ascii")
 
 
